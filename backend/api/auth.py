@@ -1,0 +1,63 @@
+from ninja import Router, Schema
+from ninja_jwt.authentication import JWTAuth
+
+from backend.api.schemas import ErrorOut
+from backend.services.auth import auth_login, auth_refresh, user_register
+
+router = Router(tags=["auth"])
+
+
+class RegisterIn(Schema):
+    email: str
+    password: str
+    name: str
+
+
+class LoginIn(Schema):
+    email: str
+    password: str
+
+
+class RefreshIn(Schema):
+    refresh: str
+
+
+class TokenPairOut(Schema):
+    access: str
+    refresh: str
+
+
+class AccessOut(Schema):
+    access: str
+
+
+class UserOut(Schema):
+    id: int
+    email: str
+    name: str
+    mentor_id: int | None
+
+    @staticmethod
+    def resolve_mentor_id(user):
+        mentor = getattr(user, "mentor", None)
+        return mentor.pk if mentor else None
+
+
+@router.post("/register", response={201: UserOut, 400: ErrorOut, 409: ErrorOut, 422: ErrorOut})
+def register(request, payload: RegisterIn):
+    return 201, user_register(email=payload.email, password=payload.password, name=payload.name)
+
+
+@router.post("/login", response={200: TokenPairOut, 401: ErrorOut, 422: ErrorOut})
+def login(request, payload: LoginIn):
+    return auth_login(email=payload.email, password=payload.password)
+
+
+@router.post("/refresh", response={200: AccessOut, 401: ErrorOut, 422: ErrorOut})
+def refresh(request, payload: RefreshIn):
+    return {"access": auth_refresh(refresh=payload.refresh)}
+
+
+@router.get("/me", response={200: UserOut, 401: ErrorOut}, auth=JWTAuth())
+def me(request):
+    return request.auth

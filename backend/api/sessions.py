@@ -1,0 +1,44 @@
+from datetime import datetime
+from typing import Literal
+
+from ninja import Router, Schema
+from ninja.pagination import PageNumberPagination, paginate
+from ninja_jwt.authentication import JWTAuth
+
+from backend.api.schemas import ErrorOut
+from backend.services.sessions import session_get_for_user, session_list_for_user
+
+router = Router(tags=["sessions"], auth=JWTAuth())
+
+
+class SessionMentorOut(Schema):
+    id: int
+    name: str
+
+
+class SessionOut(Schema):
+    id: int
+    mentor: SessionMentorOut
+    mentee_id: int
+    title: str
+    description: str
+    scheduled_at: datetime
+    duration_minutes: int
+    status: str
+    payment_status: str
+    stripe_payment_id: str | None
+    amount: int
+    currency: str
+    created_at: datetime
+
+
+@router.get("", response={200: list[SessionOut], 401: ErrorOut})
+@paginate(PageNumberPagination, page_size=20)
+def list_sessions(request, role: Literal["mentee", "mentor"] = "mentee"):
+    """The caller's sessions, newest first; `role=mentor` lists those they give."""
+    return session_list_for_user(user=request.auth, role=role)
+
+
+@router.get("/{session_id}", response={200: SessionOut, 401: ErrorOut, 404: ErrorOut})
+def get_session(request, session_id: int):
+    return session_get_for_user(user=request.auth, session_id=session_id)

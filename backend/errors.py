@@ -1,0 +1,42 @@
+"""Domain errors raised by services; the API maps each to one HTTP status in one place."""
+
+
+class ApplicationError(Exception):
+    """Base of every error a service raises on purpose. `field` names the input at fault."""
+
+    code = "error"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code:
+            self.code = code
+
+
+class InvalidInput(ApplicationError):
+    code = "invalid"
+
+
+class NotFound(ApplicationError):
+    code = "not_found"
+
+
+class PermissionDenied(ApplicationError):
+    code = "permission_denied"
+
+
+class Conflict(ApplicationError):
+    code = "conflict"
+
+
+class PaymentProviderUnavailable(ApplicationError):
+    """Stripe could not be reached or answered 5xx/429: worth retrying later."""
+
+    code = "payment_provider_unavailable"
+
+
+class PaymentProviderError(ApplicationError):
+    """Stripe refused the request (invalid request, auth, card...): retrying won't help."""
+
+    code = "payment_provider_error"

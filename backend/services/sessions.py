@@ -1,0 +1,35 @@
+"""Reading and ageing booked sessions."""
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from backend.errors import NotFound
+from backend.models import Session, User
+
+
+def session_list_for_user(*, user: User, role: str = "mentee") -> QuerySet[Session]:
+    """The caller's sessions, newest first: as mentee, or as mentor when role='mentor'."""
+    sessions = Session.objects.select_related("mentor")
+    if role == "mentor":
+        sessions = sessions.filter(mentor__user=user)
+    else:
+        sessions = sessions.filter(mentee=user)
+    return sessions.order_by("-created_at", "-id")
+
+
+def session_get_for_user(*, user: User, session_id: int) -> Session:
+    """A session the caller takes part in; any other id is 'not found' so existence doesn't leak."""
+    session = (
+        Session.objects.select_related("mentor")
+        .filter(Q(mentee=user) | Q(mentor__user=user), pk=session_id)
+        .first()
+    )
+    if session is None:
+        raise NotFound(f"Session {session_id} not found", field="session_id")
+    return session
+
+
+def sessions_complete_past() -> int:
+    """Mark scheduled sessions whose end has passed as completed; returns how many."""
+    return Session.objects.filter(status=Session.Status.SCHEDULED, ends_at__lte=timezone.now()).update(
+        status=Session.Status.COMPLETED, updated_at=timezone.now()
+    )
