@@ -15,7 +15,19 @@ class ApplicationError(Exception):
 
 
 class InvalidInput(ApplicationError):
+    """A field's value is unacceptable (422, like a schema validation error)."""
+
     code = "invalid"
+
+
+class NotAllowed(ApplicationError):
+    """The request is well-formed but breaks a rule (booking yourself, ...)."""
+
+    code = "not_allowed"
+
+
+class NotAuthenticated(ApplicationError):
+    code = "not_authenticated"
 
 
 class NotFound(ApplicationError):

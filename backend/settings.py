@@ -13,6 +13,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
+VAR_DIR.mkdir(exist_ok=True)
 if (BASE_DIR / ".env").exists():
     env.read_env(BASE_DIR / ".env")
 
@@ -67,7 +68,6 @@ TEMPLATES = [
 # --- Database -----------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    VAR_DIR.mkdir(exist_ok=True)
     # WAL lets the API, the worker and beat read while one of them writes;
     # IMMEDIATE transactions take the write lock up front instead of failing mid-way.
     DATABASES["default"]["OPTIONS"] = {
@@ -94,6 +94,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every request otherwise
 
 # --- API, auth, CORS ----------------------------------------------------------
 NINJA_JWT = {

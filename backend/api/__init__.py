@@ -24,7 +24,9 @@ api.add_router("/payments", payments.router)
 api.add_router("/health", health.router)
 
 DOMAIN_ERROR_STATUS = {
-    errors.InvalidInput: 400,
+    errors.InvalidInput: 422,
+    errors.NotAllowed: 400,
+    errors.NotAuthenticated: 401,
     errors.PermissionDenied: 403,
     errors.NotFound: 404,
     errors.Conflict: 409,

@@ -7,11 +7,11 @@ from django.db import IntegrityError, transaction
 from ninja_jwt.exceptions import TokenError
 from ninja_jwt.tokens import RefreshToken
 
-from backend.errors import ApplicationError, Conflict, InvalidInput
+from backend.errors import Conflict, InvalidInput, NotAuthenticated
 from backend.models import User
 
 
-class InvalidCredentials(ApplicationError):
+class InvalidCredentials(NotAuthenticated):
     code = "invalid_credentials"
 
 

@@ -1,6 +1,7 @@
 """Reachability of what the API depends on."""
 import logging
 
+from django.conf import settings
 from django.db import connection
 
 from worker import app as celery_app
@@ -20,7 +21,7 @@ def database_reachable() -> bool:
 
 def broker_reachable() -> bool:
     try:
-        with celery_app.connection_for_write() as conn:
+        with celery_app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, timeout=2)
         return True
     except Exception:

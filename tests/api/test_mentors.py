@@ -1,0 +1,57 @@
+import pytest
+
+from tests.factories import make_mentor
+
+pytestmark = pytest.mark.django_db
+
+
+def test_list_paginates(client):
+    for i in range(25):
+        make_mentor(name=f"Mentor {i:02d}")
+    first = client.get("/api/mentors?page_size=10").json()
+    third = client.get("/api/mentors?page_size=10&page=3").json()
+    assert first["count"] == 25
+    assert [m["name"] for m in first["items"]] == [f"Mentor {i:02d}" for i in range(10)]
+    assert [m["name"] for m in third["items"]] == [f"Mentor {i:02d}" for i in range(20, 25)]
+
+
+def test_list_filters_by_expertise_and_searches_name_and_headline(client):
+    make_mentor(name="Ada", expertise=["python"], headline="Clean code")
+    make_mentor(name="Grace", expertise=["go"], headline="Compilers and Python tooling")
+    make_mentor(name="Linus", expertise=["django", "python"])
+
+    by_topic = client.get("/api/mentors?expertise=python").json()
+    assert sorted(m["name"] for m in by_topic["items"]) == ["Ada", "Linus"]
+
+    by_text = client.get("/api/mentors?q=python").json()
+    assert [m["name"] for m in by_text["items"]] == ["Grace"]
+    assert client.get("/api/mentors?q=ada").json()["count"] == 1
+
+
+def test_inactive_mentors_are_hidden(client):
+    make_mentor(name="Gone", is_active=False)
+    hidden = make_mentor(name="Gone too", is_active=False)
+    assert client.get("/api/mentors").json()["count"] == 0
+    assert client.get(f"/api/mentors/{hidden.id}").status_code == 404
+
+
+def test_detail_shows_rate_currency_and_stats(client):
+    mentor = make_mentor(name="Ada", hourly_rate=15000, currency="eur", total_sessions=3, total_minutes=180, total_earnings=45000)
+    body = client.get(f"/api/mentors/{mentor.id}").json()
+    assert body["hourly_rate"] == 15000
+    assert body["currency"] == "eur"
+    assert body["stats"]["total_sessions"] == 3
+    assert body["stats"]["total_minutes"] == 180
+    assert body["stats"]["total_earnings"] == 45000
+
+
+def test_unknown_mentor_is_404_json(client):
+    response = client.get("/api/mentors/999999")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
+def test_non_numeric_mentor_id_is_422_not_500(client):
+    response = client.get("/api/mentors/abc")
+    assert response.status_code == 422
+    assert response.json()["field"] == "mentor_id"

@@ -1,0 +1,45 @@
+"""A real Celery worker (pytest-celery's session worker on the Redis broker) runs our tasks."""
+import time
+from datetime import timedelta
+
+import pytest
+
+from backend.models import Mentor, Session
+from backend.tasks import mentor_stats_recompute_task, sessions_complete_task
+from tests.factories import make_mentor, make_session, make_user
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def wait_for(predicate, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_worker_recomputes_mentor_stats(celery_session_worker):
+    mentor = make_mentor(hourly_rate=6000)
+    make_session(mentor=mentor, mentee=make_user(), duration_minutes=60)
+    make_session(mentor=mentor, mentee=make_user(), duration_minutes=30, starts_in=timedelta(days=9))
+    make_session(mentor=mentor, mentee=make_user(), payment_status=Session.PaymentStatus.PENDING,
+                 starts_in=timedelta(days=12))
+
+    mentor_stats_recompute_task.delay(mentor.id)
+
+    assert wait_for(lambda: Mentor.objects.get(pk=mentor.id).stats_updated_at is not None)
+    mentor.refresh_from_db()
+    assert (mentor.total_sessions, mentor.total_minutes, mentor.total_earnings) == (2, 90, 9000)
+
+
+def test_worker_completes_past_sessions(celery_session_worker):
+    mentor, mentee = make_mentor(), make_user()
+    past = make_session(mentor=mentor, mentee=mentee, starts_in=-timedelta(hours=3))
+    future = make_session(mentor=mentor, mentee=mentee, starts_in=timedelta(days=1))
+
+    sessions_complete_task.delay()
+
+    assert wait_for(lambda: Session.objects.get(pk=past.id).status == Session.Status.COMPLETED)
+    assert Session.objects.get(pk=future.id).status == Session.Status.SCHEDULED
