@@ -1,0 +1,74 @@
+"""The parts of one running sandbox, wired together once."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from .events import EventLog
+from .payments import PaymentSettings, Payments
+from .store import Store
+from .webhooks import DeliverySettings, WebhookDispatcher
+
+
+@dataclass
+class SandboxConfig:
+    host: str = "127.0.0.1"
+    port: int = 12111
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    public_url: str | None = None  # where browsers reach the hosted page; default http://host:port
+    api_key: str | None = None  # accept only this key; default any sk_test_/rk_test_ key
+    state_file: str | None = None
+    retry_base: float = 0.2
+    retry_max_delay: float = 30.0
+    max_attempts: int = 8
+    webhook_timeout: float = 5.0
+    bank_debit_delay: int = 60
+    tick_interval: float = 0.5
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}"
+
+
+class Sandbox:
+    def __init__(self, config: SandboxConfig):
+        self.config = config
+        self.store = Store(config.state_file)
+        self.events = EventLog(self.store, webhook_configured=bool(config.webhook_url))
+        self.dispatcher = WebhookDispatcher(self.store, DeliverySettings(
+            url=config.webhook_url, secret=config.webhook_secret, retry_base=config.retry_base,
+            retry_max_delay=config.retry_max_delay, max_attempts=config.max_attempts,
+            timeout=config.webhook_timeout))
+        self.events.listeners.append(self.dispatcher.event_created)
+        self.payments = Payments(self.store, self.events, PaymentSettings(
+            public_url=config.base_url, bank_debit_delay=config.bank_debit_delay))
+        self._stop_ticking = threading.Event()
+        self._ticker: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.dispatcher.start()
+        self._ticker = threading.Thread(target=self._tick_until_stopped, name="sandbox-clock",
+                                        daemon=True)
+        self._ticker.start()
+
+    def stop(self) -> None:
+        self._stop_ticking.set()
+        if self._ticker:
+            self._ticker.join(timeout=5)
+        self.dispatcher.stop()
+        self.store.save()
+
+    def reset(self) -> None:
+        with self.store.lock:
+            self.dispatcher.reset()
+            self.store.reset()
+
+    def _tick_until_stopped(self) -> None:
+        # Sessions expire and bank debits settle as real time passes, not only on advance.
+        while not self._stop_ticking.wait(self.config.tick_interval):
+            self.payments.clock_tick()
