@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import logging
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -20,6 +21,8 @@ from .forms import decode_form
 from .ids import new_id
 from .params import schema_for, validate
 from .sandbox import Sandbox, SandboxConfig
+
+logger = logging.getLogger("stripe_sandbox")
 
 _NO_KEY_MESSAGE = (
     "You did not provide an API key. You need to provide your API key in the Authorization "
@@ -93,8 +96,8 @@ def api_routes(sandbox: Sandbox) -> list[Route]:
 
     def session_line_items(path, params):
         items = payments.checkout_session_line_items(path["id"])
-        return listing.page(store, items, params, f"/v1/checkout/sessions/{path['id']}/line_items",
-                            "item")
+        return listing.page_of_sublist(items, params, f"/v1/checkout/sessions/{path['id']}/line_items",
+                                       "item")
 
     def refund_create(path, params):
         return listing.expand(store, payments.refund_create(params), params.get("expand"))
@@ -172,9 +175,16 @@ def _stripe_endpoint(sandbox: Sandbox, schema_name: str, handler):
                     store.save()
             return JSONResponse(body, headers=headers)
         except StripeApiError as error:
-            if error.status >= 500 or error.type == "idempotency_error":
+            if error.type == "idempotency_error":
                 headers["Stripe-Should-Retry"] = "false"
             return JSONResponse(error.body(), status_code=error.status, headers=headers)
+        except Exception:
+            # A sandbox bug: answer as Stripe answers its own failures, and say why in the log.
+            logger.exception("stripe_sandbox failed on %s %s", request.method, request.url.path)
+            error = StripeApiError(500, "An unexpected error occurred in the Stripe sandbox; see its log.",
+                                   type="api_error")
+            return JSONResponse(error.body(), status_code=500,
+                                headers={**headers, "Stripe-Should-Retry": "false"})
 
     return endpoint
 

@@ -44,6 +44,25 @@ def page(store: Store, items: list[dict], params: dict, url: str, object_name: s
     return objects.list_object(items[:limit], len(items) > limit, url)
 
 
+def page_of_sublist(items: list[dict], params: dict, url: str, object_name: str) -> dict:
+    """One page of a list that belongs to one object (a session's line items)."""
+    limit = params.get("limit", DEFAULT_LIMIT)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise parameter_invalid("limit", f"This value must be greater than or equal to 1 and less "
+                                         f"than or equal to {MAX_LIMIT}.")
+    ids = [item["id"] for item in items]
+    for param in ("starting_after", "ending_before"):
+        if params.get(param) and params[param] not in ids:
+            raise resource_missing(object_name, params[param], param)
+    if params.get("starting_after"):
+        following = items[ids.index(params["starting_after"]) + 1:]
+        return objects.list_object(following[:limit], len(following) > limit, url)
+    if params.get("ending_before"):
+        preceding = items[:ids.index(params["ending_before"])]
+        return objects.list_object(preceding[-limit:], len(preceding) > limit, url)
+    return objects.list_object(items[:limit], len(items) > limit, url)
+
+
 def _cursor_index(store: Store, items: list[dict], cursor: str, object_name: str, param: str) -> int:
     cursor_object = store.find(cursor)
     if cursor_object is None or cursor_object["object"] != object_name:

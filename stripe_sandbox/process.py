@@ -172,7 +172,7 @@ class SandboxProcess(SandboxControl):
         self.arguments += extra_args or []
         self.startup_timeout = startup_timeout
         self._process: subprocess.Popen | None = None
-        self._log = None
+        self._log_path: str | None = None
 
     def start(self) -> "SandboxProcess":
         environment = dict(os.environ)
@@ -182,9 +182,13 @@ class SandboxProcess(SandboxControl):
             environment.pop(name, None)
         environment["PYTHONPATH"] = os.pathsep.join(
             filter(None, [_PACKAGE_PARENT, environment.get("PYTHONPATH")]))
-        self._log = tempfile.TemporaryFile()
-        self._process = subprocess.Popen([sys.executable, "-m", "stripe_sandbox", *self.arguments],
-                                         stdout=self._log, stderr=subprocess.STDOUT, env=environment)
+        descriptor, self._log_path = tempfile.mkstemp(prefix="stripe_sandbox_", suffix=".log")
+        os.close(descriptor)
+        # Append mode: the child's writes never race with our reads of the same file.
+        with open(self._log_path, "ab") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "stripe_sandbox", *self.arguments],
+                stdout=log, stderr=subprocess.STDOUT, env=environment)
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -207,16 +211,20 @@ class SandboxProcess(SandboxControl):
                 self._process.kill()
                 self._process.wait(timeout=5)
         self._process = None
+        if self._log_path and os.path.exists(self._log_path):
+            os.unlink(self._log_path)
+        self._log_path = None
 
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
     def log(self) -> str:
-        if not self._log:
+        """The last lines the sandbox printed (errors, tracebacks)."""
+        if not self._log_path or not os.path.exists(self._log_path):
             return ""
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace")[-4000:]
+        with open(self._log_path, "rb") as log:
+            return log.read().decode(errors="replace")[-4000:]
 
     def __enter__(self) -> "SandboxProcess":
         return self.start()

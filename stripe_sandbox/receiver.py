@@ -1,8 +1,12 @@
 """A webhook endpoint for tests: a threaded HTTP server on 127.0.0.1 that records every
-delivery and answers 200, or fails when told to."""
+delivery and answers 200, or fails or answers slowly when told to.
+
+It also answers GET with a small HTML page, so that its URL can stand in for the
+merchant's success_url / cancel_url in browser tests."""
 
 from __future__ import annotations
 
+import html
 import json
 import threading
 import time
@@ -34,12 +38,17 @@ class WebhookReceiver:
         self._failures_left = 0
         self._fail_status = 500
         self._fail_always = False
+        self._answer_delay = 0.0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}{self.path}"
+        return self.base_url + self.path
 
     def start(self) -> "WebhookReceiver":
         receiver = self
@@ -49,6 +58,8 @@ class WebhookReceiver:
                 length = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(length).decode()
                 status = receiver._answer_status()
+                if receiver._answer_delay:
+                    time.sleep(receiver._answer_delay)
                 with receiver._lock:
                     receiver._deliveries.append(ReceivedDelivery(
                         body, {key.lower(): value for key, value in self.headers.items()},
@@ -57,6 +68,14 @@ class WebhookReceiver:
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
                 self.wfile.write(b'{"received": true}' if status < 300 else b'{"error": "told to fail"}')
+
+            def do_GET(self):
+                page = (f'<!doctype html><title>Merchant</title><h1 data-testid="merchant-page">'
+                        f'Merchant page</h1><p data-testid="merchant-path">{html.escape(self.path)}</p>')
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.end_headers()
+                self.wfile.write(page.encode())
 
             def log_message(self, *args):  # keep test output quiet
                 pass
@@ -91,9 +110,14 @@ class WebhookReceiver:
         with self._lock:
             self._fail_always, self._fail_status = True, status
 
-    def succeed(self) -> None:
+    def answer_slowly(self, seconds: float) -> None:
         with self._lock:
-            self._fail_always, self._failures_left = False, 0
+            self._answer_delay = seconds
+
+    def succeed(self) -> None:
+        """Back to answering 200 at once."""
+        with self._lock:
+            self._fail_always, self._failures_left, self._answer_delay = False, 0, 0.0
 
     def _answer_status(self) -> int:
         with self._lock:
