@@ -119,6 +119,8 @@ def api_routes(sandbox: Sandbox) -> list[Route]:
                  retrieve("payment_intent")),
         endpoint("GET", "/v1/payment_intents", "PaymentIntentListParams",
                  list_of("payment_intent", "/v1/payment_intents", equal_fields("customer"))),
+        endpoint("GET", "/v1/payment_methods/{id}", "PaymentMethodRetrieveParams",
+                 retrieve("payment_method")),
         endpoint("GET", "/v1/charges/{id}", "ChargeRetrieveParams", retrieve("charge")),
         endpoint("GET", "/v1/charges", "ChargeListParams",
                  list_of("charge", "/v1/charges",
