@@ -50,3 +50,39 @@ def celery_session_app():
 def celery_worker_parameters():
     # Our app keeps no results, so the worker's ping-through-results check can't work.
     return {"perform_ping_check": False, "shutdown_timeout": 30}
+
+
+# --- Stripe: the offline sandbox as a real process, delivering to a live API ------------
+
+STRIPE_TEST_KEY = "sk_test_backend_suite"
+WEBHOOK_SECRET = "whsec_backend_suite"
+
+
+@pytest.fixture(scope="session")
+def stripe_sandbox_process(live_server):
+    from stripe_sandbox.process import SandboxProcess
+
+    with SandboxProcess(
+        webhook_url=f"{live_server.url}/api/payments/webhook",
+        webhook_secret=WEBHOOK_SECRET,
+        retry_base=0.1,
+        max_attempts=6,
+        retry_max_delay=1.0,
+    ) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def stripe_sandbox(stripe_sandbox_process, settings):
+    """A clean sandbox, with the backend's settings pointing at it (key, base, webhook secret)."""
+    stripe_sandbox_process.reset()
+    settings.STRIPE_SECRET_KEY = STRIPE_TEST_KEY
+    settings.STRIPE_PUBLISHABLE_KEY = "pk_test_backend_suite"
+    settings.STRIPE_API_BASE = stripe_sandbox_process.api_base
+    settings.STRIPE_WEBHOOK_SECRETS = [WEBHOOK_SECRET]
+    yield stripe_sandbox_process
+    # Let in-flight deliveries land before the database is flushed for the next test.
+    try:
+        stripe_sandbox_process.wait_until_delivered(timeout=10)
+    except TimeoutError:
+        pass

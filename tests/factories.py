@@ -47,3 +47,28 @@ def login(client, user_or_email, password: str = PASSWORD) -> dict:
     response = client.post("/api/auth/login", {"email": email, "password": password}, content_type="application/json")
     assert response.status_code == 200, response.content
     return {"HTTP_AUTHORIZATION": f"Bearer {response.json()['access']}"}
+
+
+def future_slot(*, days: int = 3, hour: int = 15) -> str:
+    """An ISO 8601 start time with an offset, `days` ahead at `hour`:00 UTC."""
+    start = (timezone.now() + timedelta(days=days)).replace(hour=hour, minute=0, second=0, microsecond=0)
+    return start.isoformat()
+
+
+def booking(mentor, **overrides) -> dict:
+    body = {
+        "mentor_id": mentor.id,
+        "title": "Career chat",
+        "description": "Going from junior to senior",
+        "scheduled_at": future_slot(),
+        "duration_minutes": 60,
+    }
+    body.update(overrides)
+    return body
+
+
+def book(client, headers: dict, mentor, **overrides):
+    """POST a booking through the API with Django's test client."""
+    return client.post(
+        "/api/payments/create-checkout-session", booking(mentor, **overrides), content_type="application/json", **headers
+    )

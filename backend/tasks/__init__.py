@@ -4,5 +4,6 @@ Every task module is imported here so `app.autodiscover_tasks(["backend"])` find
 """
 from backend.tasks.mentors import mentor_stats_recompute_task
 from backend.tasks.sessions import sessions_complete_task
+from backend.tasks.webhooks import process_webhook_event
 
-__all__ = ["mentor_stats_recompute_task", "sessions_complete_task"]
+__all__ = ["mentor_stats_recompute_task", "process_webhook_event", "sessions_complete_task"]

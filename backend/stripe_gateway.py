@@ -1,0 +1,222 @@
+"""The only module that imports `stripe`.
+
+Small typed functions over one `StripeClient`; they take and return plain values, and
+turn every `StripeError` into a domain error: `PaymentProviderUnavailable` when trying
+again later can succeed (connection, 409, 429, 5xx), `PaymentProviderError` when it
+can't (card, invalid request, auth, permission, idempotency). With STRIPE_API_BASE set
+the same calls go to the offline sandbox; unset, to Stripe.
+"""
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+
+import stripe
+from django.conf import settings
+
+from backend.errors import PaymentProviderError, PaymentProviderUnavailable
+
+logger = logging.getLogger(__name__)
+
+API_VERSION = stripe.api_version  # the version this SDK release is pinned to
+WEBHOOK_TOLERANCE_SECONDS = 300
+MAX_NETWORK_RETRIES = 2
+
+
+class WebhookPayloadInvalid(Exception):
+    """The body is not a Stripe event signed with one of our secrets."""
+
+
+@dataclass(frozen=True)
+class CheckoutSessionInfo:
+    id: str
+    url: str | None
+    status: str  # open | complete | expired
+    payment_status: str  # paid | unpaid | no_payment_required
+    payment_intent: str | None
+    amount_total: int | None
+    currency: str | None
+    client_reference_id: str | None
+    metadata: dict
+    created: int
+    expires_at: int
+
+
+@dataclass(frozen=True)
+class RefundInfo:
+    id: str
+    status: str
+    amount: int
+    currency: str
+    payment_intent: str | None
+
+
+@lru_cache(maxsize=4)
+def _client_for(secret_key: str, api_base: str) -> stripe.StripeClient:
+    if not secret_key:
+        raise PaymentProviderError("Stripe is not configured: STRIPE_SECRET_KEY is empty", code="stripe_not_configured")
+    base_addresses = {"api": api_base} if api_base else None
+    return stripe.StripeClient(
+        secret_key,
+        base_addresses=base_addresses,
+        stripe_version=API_VERSION,
+        max_network_retries=MAX_NETWORK_RETRIES,
+    )
+
+
+def _client() -> stripe.StripeClient:
+    return _client_for(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE)
+
+
+def _domain_error(exc: stripe.StripeError) -> Exception:
+    retryable = isinstance(exc, (stripe.APIConnectionError, stripe.RateLimitError)) or (
+        exc.http_status is not None and (exc.http_status == 409 or exc.http_status >= 500)
+    )
+    if isinstance(exc, (stripe.AuthenticationError, stripe.PermissionError)):
+        # Stripe's message quotes (part of) the key: keep it in our logs' class name only.
+        message = "the payment provider refused our credentials"
+    else:
+        message = exc.user_message or exc.__class__.__name__
+    logger.warning("stripe call failed: %s (status=%s, request=%s)", exc.__class__.__name__, exc.http_status, exc.request_id)
+    if retryable:
+        return PaymentProviderUnavailable(f"Stripe is unavailable, try again shortly: {message}")
+    return PaymentProviderError(f"Stripe refused the request: {message}", code=getattr(exc, "code", None) or None)
+
+
+def _checkout_session_info(session) -> CheckoutSessionInfo:
+    payment_intent = session.payment_intent
+    if payment_intent is not None and not isinstance(payment_intent, str):
+        payment_intent = payment_intent.id  # expanded
+    return CheckoutSessionInfo(
+        id=session.id,
+        url=session.url,
+        status=session.status,
+        payment_status=session.payment_status,
+        payment_intent=payment_intent,
+        amount_total=session.amount_total,
+        currency=session.currency,
+        client_reference_id=session.client_reference_id,
+        metadata=session.metadata.to_dict() if session.metadata else {},
+        created=session.created,
+        expires_at=session.expires_at,
+    )
+
+
+def checkout_session_create(
+    *,
+    idempotency_key: str,
+    amount: int,
+    currency: str,
+    product_name: str,
+    description: str,
+    customer_email: str,
+    client_reference_id: str,
+    metadata: dict[str, str],
+    expires_at: datetime,
+    success_url: str,
+    cancel_url: str,
+) -> CheckoutSessionInfo:
+    """A hosted Checkout Session for one payment of `amount` minor units."""
+    params = {
+        "mode": "payment",
+        "line_items": [
+            {
+                "quantity": 1,
+                "price_data": {
+                    "currency": currency,
+                    "unit_amount": amount,
+                    "product_data": {"name": product_name, **({"description": description} if description else {})},
+                },
+            }
+        ],
+        "client_reference_id": client_reference_id,
+        "customer_email": customer_email,
+        "metadata": metadata,
+        "payment_intent_data": {"metadata": metadata},
+        "expires_at": int(expires_at.timestamp()),
+        "success_url": success_url,
+        "cancel_url": cancel_url,
+    }
+    try:
+        session = _client().v1.checkout.sessions.create(params=params, options={"idempotency_key": idempotency_key})
+    except stripe.StripeError as exc:
+        raise _domain_error(exc) from exc
+    return _checkout_session_info(session)
+
+
+def checkout_session_retrieve(checkout_session_id: str) -> CheckoutSessionInfo:
+    try:
+        return _checkout_session_info(_client().v1.checkout.sessions.retrieve(checkout_session_id))
+    except stripe.StripeError as exc:
+        raise _domain_error(exc) from exc
+
+
+def checkout_session_expire(checkout_session_id: str) -> CheckoutSessionInfo:
+    try:
+        return _checkout_session_info(_client().v1.checkout.sessions.expire(checkout_session_id))
+    except stripe.StripeError as exc:
+        raise _domain_error(exc) from exc
+
+
+def refund_create(*, idempotency_key: str, payment_intent: str, amount: int, metadata: dict[str, str]) -> RefundInfo:
+    params = {"payment_intent": payment_intent, "amount": amount, "metadata": metadata}
+    try:
+        refund = _client().v1.refunds.create(params=params, options={"idempotency_key": idempotency_key})
+    except stripe.StripeError as exc:
+        raise _domain_error(exc) from exc
+    return RefundInfo(
+        id=refund.id, status=refund.status, amount=refund.amount, currency=refund.currency,
+        payment_intent=refund.payment_intent if isinstance(refund.payment_intent, str) else None,
+    )
+
+
+def events_list(*, types: list[str], created_gte: int, delivery_success: bool | None = None, limit: int = 100):
+    """Every event of `types` created since `created_gte`, newest first, as plain dicts."""
+    params = {"types": types, "created": {"gte": created_gte}, "limit": limit}
+    if delivery_success is not None:
+        params["delivery_success"] = delivery_success
+    try:
+        page = _client().v1.events.list(params=params)
+        for event in page.auto_paging_iter():
+            yield event.to_dict()
+    except stripe.StripeError as exc:
+        raise _domain_error(exc) from exc
+
+
+def webhook_payload_verify(payload: bytes, signature_header: str | None) -> dict:
+    """The event in `payload` if its Stripe-Signature verifies against any of our secrets.
+
+    Several secrets are accepted so a rotation never drops events; the 300 s tolerance
+    refuses replays of old deliveries.
+    """
+    secrets = settings.STRIPE_WEBHOOK_SECRETS
+    if not secrets:
+        raise WebhookPayloadInvalid("no webhook secret is configured")
+    if not signature_header:
+        raise WebhookPayloadInvalid("missing Stripe-Signature header")
+    for secret in secrets:
+        try:
+            stripe.WebhookSignature.verify_header(payload, signature_header, secret, WEBHOOK_TOLERANCE_SECONDS)
+            break
+        except stripe.SignatureVerificationError:
+            continue
+    else:
+        raise WebhookPayloadInvalid("signature does not match, or its timestamp is outside the tolerance")
+    try:
+        event = json.loads(payload)
+    except (UnicodeDecodeError, ValueError):
+        raise WebhookPayloadInvalid("body is not JSON")
+    if not (
+        isinstance(event, dict)
+        and event.get("object") == "event"
+        and isinstance(event.get("id"), str) and event["id"].startswith("evt_")
+        and isinstance(event.get("type"), str)
+        and isinstance(event.get("data"), dict) and isinstance(event["data"].get("object"), dict)
+    ):
+        raise WebhookPayloadInvalid("body is not a Stripe event")
+    return event
+
+
+def key_is_live() -> bool:
+    return settings.STRIPE_SECRET_KEY.startswith(("sk_live_", "rk_live_"))
