@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 
 import pytest
 
@@ -12,7 +13,8 @@ from stripe_sandbox.process import SandboxProcess
 from stripe_sandbox.receiver import WebhookReceiver
 
 WEBHOOK_SECRET = "whsec_sandbox_suite_secret"
-CHROMIUM = "/usr/bin/chromium"
+# Debian's package; CHROMIUM_PATH only moves it (e.g. to check the loud skip).
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -64,7 +66,7 @@ def chromium():
         reason = (f"BROWSER TESTS NOT RUN: {CHROMIUM} is missing "
                   "(apt-get install -y chromium); they are skipped, not passed")
         _browser_skip_reasons.append(reason)
-        print(f"\n{'!' * 78}\n!!! {reason}\n{'!' * 78}", flush=True)
+        warnings.warn(reason)  # listed in the warnings summary; the terminal summary repeats it
         pytest.skip(reason)
     from playwright.sync_api import sync_playwright
     with sync_playwright() as playwright:
