@@ -8,6 +8,7 @@ the same calls go to the offline sandbox; unset, to Stripe.
 """
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -195,17 +196,24 @@ def webhook_payload_verify(payload: bytes, signature_header: str | None) -> dict
         raise WebhookPayloadInvalid("no webhook secret is configured")
     if not signature_header:
         raise WebhookPayloadInvalid("missing Stripe-Signature header")
+    if _signature_timestamp(signature_header) > time.time() + WEBHOOK_TOLERANCE_SECONDS:
+        # The SDK only refuses old timestamps; one from the future is a replay being prepared.
+        raise WebhookPayloadInvalid("signature timestamp is in the future")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        raise WebhookPayloadInvalid("body is not UTF-8")
     for secret in secrets:
         try:
-            stripe.WebhookSignature.verify_header(payload, signature_header, secret, WEBHOOK_TOLERANCE_SECONDS)
+            stripe.WebhookSignature.verify_header(text, signature_header, secret, WEBHOOK_TOLERANCE_SECONDS)
             break
         except stripe.SignatureVerificationError:
             continue
     else:
         raise WebhookPayloadInvalid("signature does not match, or its timestamp is outside the tolerance")
     try:
-        event = json.loads(payload)
-    except (UnicodeDecodeError, ValueError):
+        event = json.loads(text)
+    except ValueError:
         raise WebhookPayloadInvalid("body is not JSON")
     if not (
         isinstance(event, dict)
@@ -216,6 +224,14 @@ def webhook_payload_verify(payload: bytes, signature_header: str | None) -> dict
     ):
         raise WebhookPayloadInvalid("body is not a Stripe event")
     return event
+
+
+def _signature_timestamp(header: str) -> int:
+    for item in header.split(","):
+        key, _, value = item.strip().partition("=")
+        if key == "t" and value.isdigit():
+            return int(value)
+    return 0
 
 
 def key_is_live() -> bool:
