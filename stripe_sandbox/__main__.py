@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 import uvicorn
 
@@ -54,6 +55,9 @@ def parse_config(argv: list[str] | None = None) -> SandboxConfig:
 
 def main(argv: list[str] | None = None) -> None:
     config = parse_config(argv)
+    webhooks = f"webhooks to {config.webhook_url}" if config.webhook_url else "no webhook URL"
+    print(f"stripe_sandbox: Stripe API and hosted pages at {config.base_url}, {webhooks}",
+          file=sys.stderr, flush=True)
     uvicorn.run(create_app(config), host=config.host, port=config.port, log_level="warning",
                 access_log=False)
 

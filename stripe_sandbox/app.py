@@ -171,10 +171,8 @@ def _stripe_endpoint(sandbox: Sandbox, schema_name: str, handler):
                 current_request.reset(token)
             if idempotency_key:
                 # Only completed requests are kept; a refused one may be retried with the key.
-                with store.lock:
-                    store.idempotency[scoped_key] = {"fingerprint": fingerprint, "status": 200,
-                                                     "body": body, "request_id": request_id}
-                    store.save()
+                store.remember_idempotent_response(scoped_key, {
+                    "fingerprint": fingerprint, "status": 200, "body": body, "request_id": request_id})
             return JSONResponse(body, headers=headers)
         except StripeApiError as error:
             if error.type == "idempotency_error":

@@ -56,7 +56,7 @@ def checkout_session(*, session_id: str, created: int, expires_at: int, url: str
         "payment_method_collection": "if_required",
         "payment_method_configuration_details": None,
         "payment_method_options": {"card": {"request_three_d_secure": "automatic"}},
-        "payment_method_types": list(params.get("payment_method_types") or ["card", "sepa_debit"]),
+        "payment_method_types": list(params.get("payment_method_types") or ["card"]),
         "payment_status": "unpaid",
         "permissions": None,
         "phone_number_collection": {"enabled": False},

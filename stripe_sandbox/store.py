@@ -15,6 +15,11 @@ from pathlib import Path
 
 from .errors import resource_missing
 
+# Stripe forgets idempotency keys after 24 hours; the SDK sends one with every POST.
+IDEMPOTENCY_KEY_LIFETIME = 24 * 3600
+# Enough delivery history for any test or demo, bounded for a long `make run`.
+MAX_DELIVERY_RECORDS = 20_000
+
 
 class Store:
     def __init__(self, state_file: str | None = None):
@@ -68,6 +73,21 @@ class Store:
         with self.lock:
             matching = [obj for obj in self.objects.values() if obj["object"] == object_name]
             return sorted(matching, key=lambda obj: self.sequence[obj["id"]], reverse=True)
+
+    def remember_idempotent_response(self, scoped_key: str, response: dict) -> None:
+        with self.lock:
+            now = time.time()
+            if len(self.idempotency) % 100 == 0:
+                self.idempotency = {key: saved for key, saved in self.idempotency.items()
+                                    if now - saved["saved_at"] < IDEMPOTENCY_KEY_LIFETIME}
+            self.idempotency[scoped_key] = {**response, "saved_at": now}
+            self.save()
+
+    def record_delivery(self, attempt: dict) -> None:
+        with self.lock:
+            self.deliveries.append(attempt)
+            if len(self.deliveries) > MAX_DELIVERY_RECORDS:
+                del self.deliveries[:len(self.deliveries) - MAX_DELIVERY_RECORDS]
 
     def snapshot(self, obj: dict) -> dict:
         return copy.deepcopy(obj)

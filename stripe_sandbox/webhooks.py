@@ -213,7 +213,7 @@ class WebhookDispatcher:
         with self.store.lock:
             if self.store.find(job.event_id) is None:
                 return
-            self.store.deliveries.append({
+            self.store.record_delivery({
                 "id": new_id("whdel_"), "event_id": job.event_id, "event_type": event["type"],
                 "attempt": job.attempt, "copy": job.copy, "status_code": status_code,
                 "error": error, "fault": fault, "succeeded": succeeded, "at": started,

@@ -136,3 +136,22 @@ def test_api_is_served_with_stripe_headers(client, sandbox):
     assert response.headers["Request-Id"].startswith("req_")
     assert response.json() == {"object": "list", "data": [], "has_more": False,
                                "url": "/v1/checkout/sessions"}
+
+
+def test_plain_form_posts_with_bracket_nesting_and_expand_brackets_work(sandbox):
+    """What curl or another client sends, without the SDK."""
+    auth = {"Authorization": "Bearer sk_test_plain_form"}
+    form = {"mode": "payment", "line_items[0][price_data][currency]": "eur",
+            "line_items[0][price_data][unit_amount]": "2500",
+            "line_items[0][price_data][product_data][name]": "Review",
+            "line_items[0][quantity]": "2", "metadata[checkout_id]": "5",
+            "success_url": "https://mentors.example/ok"}
+
+    created = httpx.post(f"{sandbox.api_base}/v1/checkout/sessions", data=form, headers=auth).json()
+    sandbox.pay(created["id"])
+    fetched = httpx.get(f"{sandbox.api_base}/v1/checkout/sessions/{created['id']}?expand[]=payment_intent",
+                        headers=auth).json()
+
+    assert (created["amount_total"], created["currency"], created["metadata"]) == (5000, "eur", {"checkout_id": "5"})
+    assert fetched["payment_intent"]["object"] == "payment_intent"
+    assert fetched["payment_intent"]["amount_received"] == 5000
