@@ -119,7 +119,7 @@ class SandboxControl:
         return self._call("GET", "/webhooks")
 
     def deliveries(self, event_id: str | None = None, event_type: str | None = None) -> list[dict]:
-        """Every delivery attempt: event_id, event_type, attempt, status_code, succeeded, at..."""
+        """Every delivery attempt: event_id, event_type, attempt, status_code, succeeded, time (unix)"""
         query = {key: value for key, value in {"event_id": event_id, "event_type": event_type}.items()
                  if value is not None}
         return self._call("GET", "/deliveries", params=query)["data"]

@@ -216,7 +216,7 @@ class WebhookDispatcher:
             self.store.record_delivery({
                 "id": new_id("whdel_"), "event_id": job.event_id, "event_type": event["type"],
                 "attempt": job.attempt, "copy": job.copy, "status_code": status_code,
-                "error": error, "fault": fault, "succeeded": succeeded, "at": started,
+                "error": error, "fault": fault, "succeeded": succeeded, "time": started,
                 "duration_ms": round((time.time() - started) * 1000, 1)})
             if succeeded and not self.store.internal[job.event_id].get("delivered"):
                 self.store.internal[job.event_id]["delivered"] = True

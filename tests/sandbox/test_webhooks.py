@@ -67,7 +67,7 @@ def test_failing_endpoint_is_retried_with_backoff_until_it_answers_2xx(client, s
     attempts = sandbox.deliveries(event_type="checkout.session.expired")
     assert [(a["attempt"], a["status_code"], a["succeeded"]) for a in attempts] == [
         (1, 503, False), (2, 503, False), (3, 503, False), (4, 200, True)]
-    gaps = [later["at"] - earlier["at"] for earlier, later in zip(attempts, attempts[1:])]
+    gaps = [later["time"] - earlier["time"] for earlier, later in zip(attempts, attempts[1:])]
     assert gaps[0] >= 0.04 and gaps[1] >= 0.09 and gaps[2] >= 0.19  # base 0.05 s, doubling
     event = client.v1.events.retrieve(attempts[0]["event_id"])
     assert event.pending_webhooks == 0
