@@ -17,3 +17,9 @@ def health(request):
     database, broker = database_reachable(), broker_reachable()
     ok = database and broker
     return (200 if ok else 503), {"status": "ok" if ok else "degraded", "database": database, "broker": broker}
+
+
+@router.get("/live", response=dict, auth=None)
+def live(request):
+    """Liveness: the process answers, nothing else is checked (also the benchmarks' bare baseline)."""
+    return {}

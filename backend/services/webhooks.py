@@ -78,16 +78,17 @@ def webhook_event_ingest(*, payload: bytes, signature: str | None) -> tuple[str,
     status = WebhookEvent.Status.RECEIVED if handled else WebhookEvent.Status.IGNORED
     now = timezone.now()
     json_field = WebhookEvent._meta.get_field("payload")
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _INSERT_IF_NEW,
-                [event_id, event_type[:100], str(event.get("api_version") or "")[:50], livemode,
-                 json_field.get_db_prep_value(event, connection), status, now, now],
-            )
-            created = cursor.fetchone() is not None
-        if created and handled:
-            transaction.on_commit(lambda: webhook_event_enqueue(event_id))
+    # One statement in autocommit: the row is durable when it returns, and on_commit
+    # then runs at once (or after the caller's transaction, when there is one).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INSERT_IF_NEW,
+            [event_id, event_type[:100], str(event.get("api_version") or "")[:50], livemode,
+             json_field.get_db_prep_value(event, connection), status, now, now],
+        )
+        created = cursor.fetchone() is not None
+    if created and handled:
+        transaction.on_commit(lambda: webhook_event_enqueue(event_id))
     if created:
         logger.info("webhook %s (%s): stored as %s", event_id, event_type, status)
     else:
