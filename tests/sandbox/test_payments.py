@@ -4,6 +4,8 @@ the objects and the events come out as on Stripe."""
 import pytest
 import stripe
 
+from stripe_sandbox.process import SandboxControlError
+
 from .factories import create_session, missing_fields, paid_session
 
 
@@ -148,7 +150,7 @@ def test_completed_and_expired_sessions_cannot_be_paid(client, sandbox):
     client.v1.checkout.sessions.expire(expired.id)
 
     for session in (paid, expired):
-        with pytest.raises(Exception) as refused:
+        with pytest.raises(SandboxControlError) as refused:
             sandbox.pay(session.id)
         assert refused.value.status_code == 400
 

@@ -5,7 +5,7 @@ import stripe
 
 from stripe_sandbox.process import SandboxControlError
 
-from .factories import missing_fields, paid_session
+from .factories import create_session, missing_fields, paid_session
 
 
 def test_api_refund_of_a_payment_intent_refunds_its_charge(client, sandbox, receiver):
@@ -58,7 +58,6 @@ def test_refund_list_filters_by_charge_and_pages(client, sandbox):
 
 
 def test_unpaid_payment_intent_cannot_be_refunded(client, sandbox):
-    from .factories import create_session
     session = create_session(client)
     intent_id = sandbox.pay(session.id, card="4000000000000002")["payment_intent"]["id"]
 
@@ -107,7 +106,6 @@ def test_refund_of_card_5126_fails_later_with_refund_updated(client, sandbox, re
 
 
 def test_bank_debit_refund_is_pending_then_succeeds(client, sandbox, receiver):
-    from .factories import create_session
     session = create_session(client)
     sandbox.pay(session.id, method="bank_debit", outcome="succeeded", settle_after=10)
     sandbox.advance_clock(10)

@@ -7,6 +7,8 @@ import time
 import pytest
 import stripe
 
+from stripe_sandbox.process import SandboxControlError
+
 from .conftest import WEBHOOK_SECRET
 from .factories import create_session
 
@@ -196,8 +198,6 @@ def test_delay_fault_holds_each_delivery(client, sandbox, receiver):
 
 
 def test_faults_are_validated(sandbox):
-    from stripe_sandbox.process import SandboxControlError
-
     with pytest.raises(SandboxControlError):
         sandbox.set_faults(duplicate_rate=1.5)
     with pytest.raises(SandboxControlError):
