@@ -12,9 +12,12 @@ import subprocess
 import threading
 import time
 import urllib.request
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+
+from stripe_sandbox.process import SandboxControl
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
@@ -24,6 +27,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def post_json(url: str, body: dict, token: str | None = None) -> dict:
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
 
 
 def get_json(url: str):
@@ -101,6 +111,22 @@ def test_make_run_on_a_fresh_clone_serves_the_seeded_api_and_runs_tasks(tmp_path
         assert output.wait_for("Task mentor_stats_recompute[", "succeeded", timeout=60), output.tail()
         status, mentor = get_json(f"{base}/api/mentors/1")
         assert mentor["stats"]["updated_at"] is not None
+
+        # No STRIPE_SECRET_KEY: the sandbox stands in for Stripe, wired to our webhook.
+        assert get_json(f"{base}/api/payments/config")[1]["publishable_key"].startswith("pk_test_")
+        sandbox = SandboxControl(f"http://127.0.0.1:{sandbox_port}")
+        token = post_json(f"{base}/api/auth/login", {"email": "mentee@demo.myroadmap.local", "password": "demo-pass-2026"})
+        checkout = post_json(
+            f"{base}/api/payments/create-checkout-session",
+            {"mentor_id": 1, "title": "Smoke test", "description": "", "duration_minutes": 30,
+             "scheduled_at": (datetime.now(timezone.utc) + timedelta(days=2)).replace(microsecond=0).isoformat()},
+            token=token["access"],
+        )
+        assert checkout["checkout_url"].startswith(f"http://127.0.0.1:{sandbox_port}/")
+        assert sandbox.pay(checkout["session_id"])["outcome"] == "succeeded"
+        sandbox.wait_until_delivered(timeout=30)
+        completed = sandbox.deliveries(event_type="checkout.session.completed")
+        assert completed and completed[-1]["succeeded"], completed
     finally:
         os.killpg(stack.pid, signal.SIGTERM)
         try:
