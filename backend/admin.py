@@ -1,7 +1,12 @@
-from django.contrib import admin
+import json
+
+from django.contrib import admin, messages
+from django.utils.html import format_html
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from backend.models import Checkout, Expertise, Mentor, Notification, Refund, Session, User, WebhookEvent
+from backend.services.refunds import refund_admin_request, refunds_retry
+from backend.services.webhooks import webhook_events_retry
 
 
 @admin.register(User)
@@ -49,15 +54,40 @@ class SessionAdmin(admin.ModelAdmin):
     search_fields = ["title", "stripe_payment_id", "stripe_checkout_session_id", "mentee__email", "mentor__name"]
     date_hierarchy = "scheduled_at"
     raw_id_fields = ["mentor", "mentee", "checkout"]
+    actions = ["refund_sessions"]
+
+    @admin.action(description="Refund (cancel and refund in full)")
+    def refund_sessions(self, request, queryset):
+        refunds = [refund_admin_request(session_id=s.pk, staff=request.user) for s in queryset]
+        started = sum(1 for r in refunds if r)
+        self.message_user(request, f"{started} refund(s) started; the rest had nothing left to refund.")
 
 
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(admin.ModelAdmin):
-    list_display = ["stripe_event_id", "type", "status", "attempts", "received_at", "processed_at"]
+    list_display = ["stripe_event_id", "type", "status", "attempts", "short_error", "received_at", "processed_at"]
     list_filter = ["status", "type", "livemode"]
-    search_fields = ["stripe_event_id", "type", "last_error"]
-    readonly_fields = ["stripe_event_id", "type", "api_version", "livemode", "payload", "received_at", "processed_at"]
+    # payload: find an event by the Checkout Session, PaymentIntent or charge it is about.
+    search_fields = ["stripe_event_id", "type", "last_error", "payload"]
+    fields = ["stripe_event_id", "type", "status", "attempts", "last_error", "api_version", "livemode",
+              "received_at", "processed_at", "pretty_payload"]
+    readonly_fields = ["stripe_event_id", "type", "api_version", "livemode", "attempts", "last_error",
+                       "received_at", "processed_at", "pretty_payload"]
     date_hierarchy = "received_at"
+    actions = ["retry_selected"]
+
+    @admin.display(description="error")
+    def short_error(self, event):
+        return event.last_error[:80]
+
+    @admin.display(description="payload")
+    def pretty_payload(self, event):
+        return format_html("<pre>{}</pre>", json.dumps(event.payload, indent=2, sort_keys=True))
+
+    @admin.action(description="Retry selected")
+    def retry_selected(self, request, queryset):
+        queued = webhook_events_retry(stripe_event_ids=list(queryset.values_list("stripe_event_id", flat=True)))
+        self.message_user(request, f"{queued} event(s) queued again.", messages.SUCCESS if queued else messages.WARNING)
 
 
 @admin.register(Refund)
@@ -66,6 +96,12 @@ class RefundAdmin(admin.ModelAdmin):
     list_filter = ["status", "currency"]
     search_fields = ["stripe_refund_id", "session__title", "session__stripe_payment_id"]
     raw_id_fields = ["session", "requested_by"]
+    actions = ["retry_selected"]
+
+    @admin.action(description="Retry selected (failed before reaching Stripe)")
+    def retry_selected(self, request, queryset):
+        queued = refunds_retry(refund_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"{queued} refund(s) queued again.")
 
 
 @admin.register(Notification)

@@ -52,3 +52,16 @@ class PaymentProviderError(ApplicationError):
     """Stripe refused the request (invalid request, auth, card...): retrying won't help."""
 
     code = "payment_provider_error"
+
+
+class PrerequisiteMissing(ApplicationError):
+    """An event arrived before the one it depends on (a refund before its payment):
+    retry later, never guess."""
+
+    code = "prerequisite_missing"
+
+
+class PaymentMismatch(ApplicationError):
+    """Stripe's amount, currency or ids disagree with our Checkout: never book it."""
+
+    code = "payment_mismatch"

@@ -146,16 +146,17 @@ def checkout_session_create(
     return _checkout_session_info(session)
 
 
-def checkout_session_retrieve(checkout_session_id: str) -> CheckoutSessionInfo:
+def checkout_session_retrieve(checkout_session_id: str) -> dict:
+    """The session as Stripe's plain JSON, the same shape a webhook's data.object has."""
     try:
-        return _checkout_session_info(_client().v1.checkout.sessions.retrieve(checkout_session_id))
+        return _client().v1.checkout.sessions.retrieve(checkout_session_id).to_dict()
     except stripe.StripeError as exc:
         raise _domain_error(exc) from exc
 
 
-def checkout_session_expire(checkout_session_id: str) -> CheckoutSessionInfo:
+def checkout_session_expire(checkout_session_id: str) -> dict:
     try:
-        return _checkout_session_info(_client().v1.checkout.sessions.expire(checkout_session_id))
+        return _client().v1.checkout.sessions.expire(checkout_session_id).to_dict()
     except stripe.StripeError as exc:
         raise _domain_error(exc) from exc
 
@@ -181,6 +182,13 @@ def events_list(*, types: list[str], created_gte: int, delivery_success: bool | 
         page = _client().v1.events.list(params=params)
         for event in page.auto_paging_iter():
             yield event.to_dict()
+    except stripe.StripeError as exc:
+        raise _domain_error(exc) from exc
+
+
+def event_retrieve(event_id: str) -> dict:
+    try:
+        return _client().v1.events.retrieve(event_id).to_dict()
     except stripe.StripeError as exc:
         raise _domain_error(exc) from exc
 

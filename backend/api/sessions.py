@@ -1,11 +1,12 @@
 from datetime import datetime
 from typing import Literal
 
-from ninja import Router, Schema
+from ninja import Field, Router, Schema
 from ninja.pagination import PageNumberPagination, paginate
 from ninja_jwt.authentication import JWTAuth
 
 from backend.api.schemas import ErrorOut
+from backend.services.refunds import session_cancel
 from backend.services.sessions import session_get_for_user, session_list_for_user
 
 router = Router(tags=["sessions"], auth=JWTAuth())
@@ -29,7 +30,12 @@ class SessionOut(Schema):
     stripe_payment_id: str | None
     amount: int
     currency: str
+    refunded_amount: int
     created_at: datetime
+
+
+class CancelIn(Schema):
+    reason: str = Field("", max_length=500)
 
 
 @router.get("", response={200: list[SessionOut], 401: ErrorOut})
@@ -42,3 +48,9 @@ def list_sessions(request, role: Literal["mentee", "mentor"] = "mentee"):
 @router.get("/{session_id}", response={200: SessionOut, 401: ErrorOut, 404: ErrorOut})
 def get_session(request, session_id: int):
     return session_get_for_user(user=request.auth, session_id=session_id)
+
+
+@router.post("/{session_id}/cancel", response={200: SessionOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut})
+def cancel_session(request, session_id: int, payload: CancelIn):
+    """Cancel with a full refund: mentees up to REFUND_CUTOFF_HOURS before the start, mentors always."""
+    return session_cancel(user=request.auth, session_id=session_id, reason=payload.reason)

@@ -14,6 +14,7 @@ from django.utils import timezone
 from backend import stripe_gateway
 from backend.errors import ApplicationError
 from backend.models import WebhookEvent
+from backend.services import fulfilment, refunds
 
 logger = logging.getLogger(__name__)
 
@@ -30,22 +31,20 @@ class WebhookPayloadTooLarge(WebhookRejected):
     code = "payload_too_large"
 
 
-def _event_recorded(event_id: str, event: dict) -> None:
-    # Filled in by the workers issue: each handler turns an event into bookings,
-    # refunds or disputes. Here, processing only records that it ran.
-    logger.info("webhook %s (%s): handled", event_id, event.get("type"))
+def _data_object(handler: Callable[..., object], argument: str) -> Callable[[dict], object]:
+    return lambda event: handler(**{argument: event["data"]["object"]})
 
 
-# type -> handler(stripe_event_id, event payload). Anything else is stored as ignored.
-EVENT_HANDLERS: dict[str, Callable[[str, dict], None]] = {
-    "checkout.session.completed": _event_recorded,
-    "checkout.session.async_payment_succeeded": _event_recorded,
-    "checkout.session.async_payment_failed": _event_recorded,
-    "checkout.session.expired": _event_recorded,
-    "charge.refunded": _event_recorded,
-    "refund.created": _event_recorded,
-    "refund.updated": _event_recorded,
-    "charge.dispute.created": _event_recorded,
+# type -> handler(event). Anything else is stored as ignored and answered 200.
+EVENT_HANDLERS: dict[str, Callable[[dict], object]] = {
+    "checkout.session.completed": _data_object(fulfilment.checkout_fulfil, "stripe_session"),
+    "checkout.session.async_payment_succeeded": _data_object(fulfilment.checkout_async_payment_succeeded, "stripe_session"),
+    "checkout.session.async_payment_failed": _data_object(fulfilment.checkout_async_payment_failed, "stripe_session"),
+    "checkout.session.expired": _data_object(fulfilment.checkout_expire, "stripe_session"),
+    "charge.refunded": _data_object(refunds.charge_refunded_apply, "charge"),
+    "refund.created": _data_object(refunds.refund_event_apply, "refund"),
+    "refund.updated": _data_object(refunds.refund_event_apply, "refund"),
+    "charge.dispute.created": _data_object(fulfilment.dispute_open, "dispute"),
 }
 
 _INSERT_IF_NEW = f"""
@@ -58,21 +57,27 @@ RETURNING id
 
 
 def webhook_event_ingest(*, payload: bytes, signature: str | None) -> tuple[str, bool]:
-    """Verify and store one delivery. Returns (event id, whether it was new).
-
-    Race-free under concurrent deliveries of one event: the unique index decides which
-    INSERT wins, and only the winner enqueues processing (after commit).
-    """
+    """Verify and store one delivery. Returns (event id, whether it was new)."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise WebhookPayloadTooLarge(f"Webhook body over {MAX_PAYLOAD_BYTES} bytes")
     try:
         event = stripe_gateway.webhook_payload_verify(payload, signature)
     except stripe_gateway.WebhookPayloadInvalid as exc:
         raise WebhookRejected(f"Invalid webhook: {exc}")
-    livemode = bool(event.get("livemode"))
-    if livemode != stripe_gateway.key_is_live():
+    if bool(event.get("livemode")) != stripe_gateway.key_is_live():
         raise WebhookRejected("Event livemode does not match the configured Stripe key")
 
+    created = webhook_event_store(event)
+    return event["id"], created
+
+
+def webhook_event_store(event: dict) -> bool:
+    """Store a verified event once; if new and handled, queue its processing. Returns
+    whether it was new. The webhook and the reconciler both come through here.
+
+    Race-free under concurrent deliveries of one event: the unique index decides which
+    INSERT wins, and only the winner enqueues.
+    """
     event_id, event_type = event["id"], event["type"]
     handled = event_type in EVENT_HANDLERS
     status = WebhookEvent.Status.RECEIVED if handled else WebhookEvent.Status.IGNORED
@@ -83,7 +88,7 @@ def webhook_event_ingest(*, payload: bytes, signature: str | None) -> tuple[str,
     with connection.cursor() as cursor:
         cursor.execute(
             _INSERT_IF_NEW,
-            [event_id, event_type[:100], str(event.get("api_version") or "")[:50], livemode,
+            [event_id, event_type[:100], str(event.get("api_version") or "")[:50], bool(event.get("livemode")),
              json_field.get_db_prep_value(event, connection), status, now, now],
         )
         created = cursor.fetchone() is not None
@@ -93,7 +98,7 @@ def webhook_event_ingest(*, payload: bytes, signature: str | None) -> tuple[str,
         logger.info("webhook %s (%s): stored as %s", event_id, event_type, status)
     else:
         logger.info("webhook %s (%s): duplicate delivery, nothing to do", event_id, event_type)
-    return event_id, created
+    return created
 
 
 def webhook_event_enqueue(stripe_event_id: str) -> bool:
@@ -127,7 +132,7 @@ def webhook_event_process(*, stripe_event_id: str) -> str:
         if handler is None:
             event.status = WebhookEvent.Status.IGNORED
         else:
-            handler(stripe_event_id, event.payload)
+            handler(event.payload)
             event.status = WebhookEvent.Status.PROCESSED
             event.last_error = ""
         event.processed_at = timezone.now()
@@ -156,3 +161,25 @@ def webhook_event_record_failure(*, stripe_event_id: str, error: BaseException, 
     log = logger.error if final else logger.warning
     log("webhook %s: attempt %d failed (%s)%s", stripe_event_id, event.attempts, event.last_error,
         ", giving up" if final else ", will retry")
+
+
+def webhook_events_retry(*, stripe_event_ids: list[str]) -> int:
+    """Admin "Retry selected" and `retry_failed_events`: back to received, queued again.
+    Processed and ignored events are left alone (handlers would change nothing)."""
+    retryable = WebhookEvent.objects.filter(stripe_event_id__in=stripe_event_ids).exclude(
+        status__in=[WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED]
+    )
+    ids = list(retryable.values_list("stripe_event_id", flat=True))
+    retryable.update(status=WebhookEvent.Status.RECEIVED, updated_at=timezone.now())
+    return sum(webhook_event_enqueue(event_id) for event_id in ids)
+
+
+def webhook_event_replay(*, stripe_event_id: str) -> str:
+    """Process one event again, fetching it from Stripe if we never stored it. Handlers
+    are idempotent, so replaying a processed event changes nothing that is already right."""
+    if not WebhookEvent.objects.filter(stripe_event_id=stripe_event_id).exists():
+        webhook_event_store(stripe_gateway.event_retrieve(stripe_event_id))
+    WebhookEvent.objects.filter(stripe_event_id=stripe_event_id, type__in=list(EVENT_HANDLERS)).update(
+        status=WebhookEvent.Status.RECEIVED, updated_at=timezone.now()
+    )
+    return webhook_event_process(stripe_event_id=stripe_event_id)

@@ -1,0 +1,199 @@
+"""Turning Stripe's Checkout events into booked sessions (flow 3 of DESIGN.md).
+
+Every function here runs inside the caller's transaction with the WebhookEvent row
+locked, takes Stripe's object as a plain dict, and is safe to run twice: rows are
+locked, and each change checks the state it starts from. Follow-up work (stats,
+emails, refunds) is queued on commit.
+"""
+import logging
+
+from django.db import transaction
+
+from backend.errors import PaymentMismatch, PrerequisiteMissing
+from backend.models import Checkout, Mentor, Refund, Session
+from backend.services.notifications import admin_alert
+
+logger = logging.getLogger(__name__)
+
+
+def _queue_stats(mentor_id: int) -> None:
+    from backend.tasks.mentors import mentor_stats_recompute_task
+
+    transaction.on_commit(lambda: mentor_stats_recompute_task.delay(mentor_id))
+
+
+def _queue_notification(session_id: int, kind: str) -> None:
+    from backend.tasks.notifications import send_session_notification
+
+    transaction.on_commit(lambda: send_session_notification.delay(session_id, kind))
+
+
+def _queue_refund(refund_id: int) -> None:
+    from backend.tasks.refunds import refund_execute_task
+
+    transaction.on_commit(lambda: refund_execute_task.delay(refund_id))
+
+
+def _checkout_for(stripe_session: dict) -> Checkout | None:
+    """Our Checkout for a Stripe session, locked; by Stripe id, else by our id in metadata."""
+    checkouts = Checkout.objects.select_for_update()
+    checkout = checkouts.filter(stripe_checkout_session_id=stripe_session["id"]).first()
+    if checkout is None:
+        ours = (stripe_session.get("metadata") or {}).get("checkout_id") or stripe_session.get("client_reference_id")
+        if ours and str(ours).isdigit():
+            checkout = checkouts.filter(pk=int(ours), stripe_checkout_session_id__isnull=True).first()
+    return checkout
+
+
+def _check_against(checkout: Checkout, stripe_session: dict) -> None:
+    problems = []
+    if stripe_session.get("amount_total") != checkout.amount:
+        problems.append(f"amount_total {stripe_session.get('amount_total')} != {checkout.amount}")
+    if (stripe_session.get("currency") or "").lower() != checkout.currency:
+        problems.append(f"currency {stripe_session.get('currency')} != {checkout.currency}")
+    reference = stripe_session.get("client_reference_id")
+    if reference is not None and reference != str(checkout.pk):
+        problems.append(f"client_reference_id {reference} != {checkout.pk}")
+    metadata_id = (stripe_session.get("metadata") or {}).get("checkout_id")
+    if metadata_id is not None and metadata_id != str(checkout.pk):
+        problems.append(f"metadata.checkout_id {metadata_id} != {checkout.pk}")
+    if problems:
+        message = f"Stripe session {stripe_session['id']} disagrees with checkout {checkout.pk}: " + "; ".join(problems)
+        admin_alert(subject="Payment mismatch: not booked", message=message)
+        raise PaymentMismatch(message)
+
+
+def checkout_fulfil(*, stripe_session: dict) -> Session | None:
+    """checkout.session.completed: create the Session exactly once.
+
+    Paid: booked, stats and confirmations follow. Unpaid (a delayed method): booked as
+    pending, the async events settle it. If the hold expired and someone else booked
+    the slot meanwhile, the payment can't be honoured: the session is recorded as
+    cancelled and refunded in full, and the mentee is told.
+    """
+    if stripe_session.get("mode", "payment") != "payment":
+        return None
+    checkout = _checkout_for(stripe_session)
+    if checkout is None:
+        logger.warning("checkout session %s is not one of ours; ignored", stripe_session["id"])
+        return None
+    existing = Session.objects.filter(stripe_checkout_session_id=stripe_session["id"]).first()
+    if existing:
+        return existing
+    _check_against(checkout, stripe_session)
+
+    Mentor.objects.select_for_update().filter(pk=checkout.mentor_id).first()  # serialise with bookings
+    slot_taken = Session.objects.filter(
+        mentor_id=checkout.mentor_id, status=Session.Status.SCHEDULED,
+        scheduled_at__lt=checkout.ends_at, ends_at__gt=checkout.scheduled_at,
+    ).exists()
+    paid = stripe_session.get("payment_status") == "paid"
+    session = Session.objects.create(
+        mentor_id=checkout.mentor_id,
+        mentee_id=checkout.mentee_id,
+        checkout=checkout,
+        title=checkout.title,
+        description=checkout.description,
+        scheduled_at=checkout.scheduled_at,
+        duration_minutes=checkout.duration_minutes,
+        ends_at=checkout.ends_at,
+        amount=checkout.amount,
+        currency=checkout.currency,
+        status=Session.Status.CANCELLED if slot_taken else Session.Status.SCHEDULED,
+        payment_status=Session.PaymentStatus.PAID if paid else Session.PaymentStatus.PENDING,
+        stripe_payment_id=stripe_session.get("payment_intent"),
+        stripe_checkout_session_id=stripe_session["id"],
+    )
+    checkout.stripe_checkout_session_id = stripe_session["id"]
+    checkout.status = Checkout.Status.COMPLETE
+    checkout.save(update_fields=["stripe_checkout_session_id", "status", "updated_at"])
+
+    if slot_taken:
+        logger.warning("session %s: slot was taken after the hold expired; refunding", session.pk)
+        _queue_notification(session.pk, "cancelled")
+        if paid:
+            _queue_refund(
+                Refund.objects.create(session=session, amount=session.amount, currency=session.currency,
+                                      reason="slot no longer available").pk
+            )
+        return session
+    if paid:
+        _queue_stats(session.mentor_id)
+        _queue_notification(session.pk, "booked")
+    logger.info("session %s booked from %s (%s)", session.pk, stripe_session["id"], session.payment_status)
+    return session
+
+
+def _session_for_checkout_session(stripe_session: dict) -> Session | None:
+    session = Session.objects.select_for_update().filter(stripe_checkout_session_id=stripe_session["id"]).first()
+    if session is None:
+        if _checkout_for(stripe_session) is None:
+            return None
+        raise PrerequisiteMissing(f"no session yet for {stripe_session['id']}; its completion is not processed")
+    return session
+
+
+def checkout_async_payment_succeeded(*, stripe_session: dict) -> Session | None:
+    """A delayed payment cleared: pending becomes paid, then stats and confirmation."""
+    session = _session_for_checkout_session(stripe_session)
+    if session is None or session.payment_status != Session.PaymentStatus.PENDING:
+        return session
+    session.payment_status = Session.PaymentStatus.PAID
+    session.stripe_payment_id = session.stripe_payment_id or stripe_session.get("payment_intent")
+    session.save(update_fields=["payment_status", "stripe_payment_id", "updated_at"])
+    if session.status == Session.Status.SCHEDULED:
+        _queue_stats(session.mentor_id)
+        _queue_notification(session.pk, "booked")
+    else:  # cancelled while the debit was pending: the money goes back
+        _queue_refund(Refund.objects.create(session=session, amount=session.amount, currency=session.currency,
+                                            reason="cancelled before the payment cleared").pk)
+    return session
+
+
+def checkout_async_payment_failed(*, stripe_session: dict) -> Session | None:
+    """A delayed payment failed: the session is cancelled, its slot freed, the mentee told."""
+    session = _session_for_checkout_session(stripe_session)
+    if session is None or session.payment_status != Session.PaymentStatus.PENDING:
+        return session
+    if session.status == Session.Status.CANCELLED:
+        return session
+    session.status = Session.Status.CANCELLED
+    session.save(update_fields=["status", "updated_at"])
+    _queue_notification(session.pk, "payment_failed")
+    return session
+
+
+def checkout_expire(*, stripe_session: dict) -> Checkout | None:
+    """checkout.session.expired: the hold ends and the slot is free again."""
+    checkout = _checkout_for(stripe_session)
+    if checkout is None or checkout.status != Checkout.Status.OPEN:
+        return checkout
+    checkout.status = Checkout.Status.EXPIRED
+    checkout.save(update_fields=["status", "updated_at"])
+    return checkout
+
+
+def session_for_payment(payment_intent: str | None) -> Session:
+    """The session paid by a PaymentIntent, locked. Missing: retry later (its completion may
+    still be on its way), unless the PaymentIntent is plainly not ours."""
+    if not payment_intent:
+        raise PrerequisiteMissing("event carries no payment_intent")
+    session = Session.objects.select_for_update().filter(stripe_payment_id=payment_intent).first()
+    if session is None:
+        raise PrerequisiteMissing(f"no session for payment {payment_intent} yet")
+    return session
+
+
+def dispute_open(*, dispute: dict) -> Session:
+    """charge.dispute.created: flag the session and tell the admins."""
+    session = session_for_payment(dispute.get("payment_intent"))
+    if not session.is_disputed:
+        session.is_disputed = True
+        session.save(update_fields=["is_disputed", "updated_at"])
+        admin_alert(
+            subject=f"Dispute opened on session {session.pk}",
+            message=(f"Dispute {dispute.get('id')} ({dispute.get('reason')}) for {dispute.get('amount')} "
+                     f"{(dispute.get('currency') or '').upper()} on session {session.pk} \"{session.title}\", "
+                     f"payment {session.stripe_payment_id}. Respond in the Stripe Dashboard."),
+        )
+    return session

@@ -1,0 +1,22 @@
+"""Beat's periodic tasks; schedules live in django-celery-beat (migration 0004, editable in admin)."""
+from celery import shared_task
+
+from backend.services.reconciliation import checkout_holds_expire, payments_reconcile, webhook_events_sweep
+
+
+@shared_task(name="payments_reconcile")
+def payments_reconcile_task() -> dict:
+    """Every 10 minutes: what Stripe has that our webhook missed."""
+    return payments_reconcile()
+
+
+@shared_task(name="webhook_events_sweep")
+def webhook_events_sweep_task() -> int:
+    """Every minute: queue stored events nobody is processing."""
+    return webhook_events_sweep()
+
+
+@shared_task(name="checkout_holds_expire")
+def checkout_holds_expire_task() -> int:
+    """Every minute: free slots whose hold ran out."""
+    return checkout_holds_expire()
