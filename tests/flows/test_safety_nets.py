@@ -3,6 +3,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
@@ -16,6 +17,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_beat_schedules_exist_after_migrate():
+    # Other tests flush every table; run our schedule migrations again as `migrate` would.
+    call_command("migrate", "backend", "0002", verbosity=0)
+    assert not PeriodicTask.objects.filter(name="payments_reconcile").exists()
+    call_command("migrate", "backend", verbosity=0)
     schedules = {t.name: t for t in PeriodicTask.objects.all()}
     assert schedules["payments_reconcile"].interval.every == 10
     assert schedules["payments_reconcile"].interval.period == "minutes"
