@@ -11,6 +11,7 @@ from tests.conftest import WEBHOOK_SECRET
 from tests.factories import book, login, make_mentor, make_user
 from tests.stack import ApiServer
 from tests.webhooks import signature_header, signed, stripe_event
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -19,14 +20,6 @@ def deliver(client, payload: bytes, header: str | None):
     extra = {"HTTP_STRIPE_SIGNATURE": header} if header is not None else {}
     return client.post("/api/payments/webhook", payload, content_type="application/json", **extra)
 
-
-def wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_a_sandbox_payment_is_delivered_stored_once_and_processed_by_the_worker(

@@ -1,11 +1,10 @@
 """Whole payment flows: the API (live server), the sandbox delivering signed webhooks to
 it over HTTP, and a real Celery worker on Redis processing them."""
-import time
-
 import pytest
 
 from backend.models import Session
 from tests.factories import book, login
+from tests.polling import wait_for
 
 
 @pytest.fixture
@@ -14,16 +13,6 @@ def payments(live_server, stripe_sandbox, celery_session_worker, settings):
     settings.TASK_RETRY_BASE_SECONDS = 0.1
     settings.TASK_MAX_RETRIES = 3
     return stripe_sandbox
-
-
-def wait_for(predicate, timeout: float = 20.0, message: str = ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message or predicate}")
 
 
 def checkout(client, mentee, mentor, **booking) -> str:

@@ -1,5 +1,4 @@
 """A real Celery worker (pytest-celery's session worker on the Redis broker) runs our tasks."""
-import time
 from datetime import timedelta
 
 import pytest
@@ -7,17 +6,10 @@ import pytest
 from backend.models import Mentor, Session
 from backend.tasks import mentor_stats_recompute_task, sessions_complete_task
 from tests.factories import make_mentor, make_session, make_user
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-
-def wait_for(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_worker_recomputes_mentor_stats(celery_session_worker):
