@@ -7,31 +7,12 @@ emails, refunds) is queued on commit.
 """
 import logging
 
-from django.db import transaction
-
 from backend.errors import PaymentMismatch, PrerequisiteMissing
 from backend.models import Checkout, Mentor, Refund, Session
+from backend.services.followups import notification_on_commit, refund_execute_on_commit, stats_recompute_on_commit
 from backend.services.notifications import admin_alert
 
 logger = logging.getLogger(__name__)
-
-
-def _queue_stats(mentor_id: int) -> None:
-    from backend.tasks.mentors import mentor_stats_recompute_task
-
-    transaction.on_commit(lambda: mentor_stats_recompute_task.delay(mentor_id))
-
-
-def _queue_notification(session_id: int, kind: str) -> None:
-    from backend.tasks.notifications import send_session_notification
-
-    transaction.on_commit(lambda: send_session_notification.delay(session_id, kind))
-
-
-def _queue_refund(refund_id: int) -> None:
-    from backend.tasks.refunds import refund_execute_task
-
-    transaction.on_commit(lambda: refund_execute_task.delay(refund_id))
 
 
 def _checkout_for(stripe_session: dict) -> Checkout | None:
@@ -110,16 +91,16 @@ def checkout_fulfil(*, stripe_session: dict) -> Session | None:
 
     if slot_taken:
         logger.warning("session %s: slot was taken after the hold expired; refunding", session.pk)
-        _queue_notification(session.pk, "cancelled")
+        notification_on_commit(session.pk, "cancelled")
         if paid:
-            _queue_refund(
+            refund_execute_on_commit(
                 Refund.objects.create(session=session, amount=session.amount, currency=session.currency,
                                       reason="slot no longer available").pk
             )
         return session
     if paid:
-        _queue_stats(session.mentor_id)
-        _queue_notification(session.pk, "booked")
+        stats_recompute_on_commit(session.mentor_id)
+        notification_on_commit(session.pk, "booked")
     logger.info("session %s booked from %s (%s)", session.pk, stripe_session["id"], session.payment_status)
     return session
 
@@ -142,10 +123,10 @@ def checkout_async_payment_succeeded(*, stripe_session: dict) -> Session | None:
     session.stripe_payment_id = session.stripe_payment_id or stripe_session.get("payment_intent")
     session.save(update_fields=["payment_status", "stripe_payment_id", "updated_at"])
     if session.status == Session.Status.SCHEDULED:
-        _queue_stats(session.mentor_id)
-        _queue_notification(session.pk, "booked")
+        stats_recompute_on_commit(session.mentor_id)
+        notification_on_commit(session.pk, "booked")
     else:  # cancelled while the debit was pending: the money goes back
-        _queue_refund(Refund.objects.create(session=session, amount=session.amount, currency=session.currency,
+        refund_execute_on_commit(Refund.objects.create(session=session, amount=session.amount, currency=session.currency,
                                             reason="cancelled before the payment cleared").pk)
     return session
 
@@ -159,7 +140,7 @@ def checkout_async_payment_failed(*, stripe_session: dict) -> Session | None:
         return session
     session.status = Session.Status.CANCELLED
     session.save(update_fields=["status", "updated_at"])
-    _queue_notification(session.pk, "payment_failed")
+    notification_on_commit(session.pk, "payment_failed")
     return session
 
 

@@ -16,6 +16,7 @@ from django.utils import timezone
 from backend import stripe_gateway
 from backend.errors import PaymentProviderError
 from backend.models import Checkout, WebhookEvent
+from backend.services.fulfilment import checkout_expire, checkout_fulfil
 from backend.services.webhooks import EVENT_HANDLERS, webhook_event_enqueue, webhook_event_store
 
 logger = logging.getLogger(__name__)
@@ -48,8 +49,6 @@ def payments_reconcile(*, since: timedelta = RECONCILE_WINDOW) -> dict[str, int]
 def checkout_settle_from_stripe(*, checkout_id: int) -> bool:
     """An open Checkout whose Stripe session completed or expired is settled as its event
     would have; returns whether anything changed."""
-    from backend.services.fulfilment import checkout_expire, checkout_fulfil
-
     checkout = Checkout.objects.get(pk=checkout_id)
     stripe_session = stripe_gateway.checkout_session_retrieve(checkout.stripe_checkout_session_id)
     if stripe_session["status"] == "open":

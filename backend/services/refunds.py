@@ -14,7 +14,8 @@ from django.utils import timezone
 from backend import stripe_gateway
 from backend.errors import Conflict
 from backend.models import Refund, Session, User
-from backend.services.fulfilment import _queue_notification, _queue_refund, _queue_stats, session_for_payment
+from backend.services.followups import notification_on_commit, refund_execute_on_commit, stats_recompute_on_commit
+from backend.services.fulfilment import session_for_payment
 from backend.services.sessions import session_get_for_user
 
 logger = logging.getLogger(__name__)
@@ -34,15 +35,15 @@ def refund_request(*, session: Session, requested_by: User | None, reason: str) 
     if session.status != Session.Status.CANCELLED:
         session.status = Session.Status.CANCELLED
         session.save(update_fields=["status", "updated_at"])
-        _queue_stats(session.mentor_id)
-        _queue_notification(session.pk, "cancelled")
+        stats_recompute_on_commit(session.mentor_id)
+        notification_on_commit(session.pk, "cancelled")
     in_flight = session.refunds.filter(status__in=[Refund.Status.REQUESTED, Refund.Status.PENDING]).exists()
     remaining = session.amount - session.refunded_amount
     if session.payment_status != Session.PaymentStatus.PAID or remaining <= 0 or in_flight:
         return None
     refund = Refund.objects.create(session=session, amount=remaining, currency=session.currency,
                                    reason=reason[:255], requested_by=requested_by)
-    _queue_refund(refund.pk)
+    refund_execute_on_commit(refund.pk)
     return refund
 
 
@@ -119,9 +120,9 @@ def _apply_refunded_total(session: Session, total: int) -> None:
         session.payment_status = Session.PaymentStatus.REFUNDED
         session.status = Session.Status.CANCELLED
         fields += ["payment_status", "status"]
-        _queue_notification(session.pk, "refunded")
+        notification_on_commit(session.pk, "refunded")
     session.save(update_fields=fields)
-    _queue_stats(session.mentor_id)
+    stats_recompute_on_commit(session.mentor_id)
     logger.info("session %s: %d of %d refunded", session.pk, total, session.amount)
 
 
@@ -169,8 +170,6 @@ def refunds_retry(*, refund_ids: list[int]) -> int:
     retryable = list(Refund.objects.filter(pk__in=refund_ids, status=Refund.Status.FAILED,
                                            stripe_refund_id__isnull=True).values_list("pk", flat=True))
     Refund.objects.filter(pk__in=retryable).update(status=Refund.Status.REQUESTED, last_error="", updated_at=timezone.now())
-    from backend.tasks.refunds import refund_execute_task
-
     for refund_id in retryable:
-        refund_execute_task.delay(refund_id)
+        refund_execute_on_commit(refund_id)
     return len(retryable)
