@@ -36,3 +36,19 @@ def test_env_example_holds_no_real_secrets():
     for line in example.splitlines():
         if line.startswith(("STRIPE_SECRET_KEY=", "STRIPE_WEBHOOK_SECRET=")):
             assert "replace_me" in line
+
+
+def test_the_suite_names_the_url_of_a_service_that_is_down():
+    import os
+    import subprocess
+    import sys
+
+    for variable, url, name in [
+        ("DATABASE_URL", "postgres://postgres@127.0.0.1:9/test", "PostgreSQL"),
+        ("CELERY_BROKER_URL", "redis://127.0.0.1:9/0", "Redis"),
+    ]:
+        env = {**os.environ, variable: url}
+        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "tests/test_project_files.py"], cwd=ROOT,
+                                env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 3
+        assert f"{name} at {url} is unreachable" in result.stdout + result.stderr
