@@ -143,6 +143,22 @@ TASK_MAX_RETRIES = env.int("TASK_MAX_RETRIES", default=8)
 TASK_RETRY_BASE_SECONDS = env.float("TASK_RETRY_BASE_SECONDS", default=2.0)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
+# --- Cache (login rate limiting) ----------------------------------------------
+# Shared by every gunicorn worker: Redis when the broker is Redis (keys under a prefix,
+# so never cache.clear() it: that would flush the broker's queues too), else files under
+# var/ for `make run`. CACHE_URL overrides both (django-environ syntax).
+_DEFAULT_CACHE_URL = (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
+    else f"filecache://{VAR_DIR / 'cache'}"
+)
+CACHES = {"default": env.cache("CACHE_URL", default=_DEFAULT_CACHE_URL)}
+CACHES["default"]["KEY_PREFIX"] = "myroadmap"
+if CACHES["default"]["BACKEND"].endswith("RedisCache"):
+    # A Redis outage must not hang the login: fail fast, the rate limit then fails open.
+    CACHES["default"].setdefault("OPTIONS", {}).update({"socket_connect_timeout": 1, "socket_timeout": 1})
+# Failed logins allowed per client address and email, django-ratelimit's "count/period" (s, m, h, d).
+LOGIN_RATE_LIMIT = env("LOGIN_RATE_LIMIT", default="10/m")
+
 # --- Email --------------------------------------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env("EMAIL_HOST", default="localhost")

@@ -8,6 +8,7 @@ from ninja_extra.exceptions import APIException
 
 from backend import errors
 from backend.api import auth, health, mentors, payments, sessions
+from backend.services.auth import LoginRateLimited
 from backend.services.webhooks import WebhookPayloadTooLarge, WebhookRejected
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ DOMAIN_ERROR_STATUS = {
     errors.PermissionDenied: 403,
     errors.NotFound: 404,
     errors.Conflict: 409,
+    LoginRateLimited: 429,
     errors.PaymentProviderError: 502,
     errors.PaymentProviderUnavailable: 503,
 }

@@ -48,12 +48,13 @@ def register(request, payload: RegisterIn):
     return 201, user_register(email=payload.email, password=payload.password, name=payload.name)
 
 
-@router.post("/login", response={200: TokenPairOut, 401: ErrorOut, 422: ErrorOut})
+@router.post("/login", response={200: TokenPairOut, 400: ErrorOut, 401: ErrorOut, 422: ErrorOut, 429: ErrorOut})
 def login(request, payload: LoginIn):
-    return auth_login(email=payload.email, password=payload.password)
+    """Too many failed attempts for one address and email (LOGIN_RATE_LIMIT): 429 `rate_limited`."""
+    return auth_login(email=payload.email, password=payload.password, client_ip=request.META.get("REMOTE_ADDR", ""))
 
 
-@router.post("/refresh", response={200: AccessOut, 401: ErrorOut, 422: ErrorOut})
+@router.post("/refresh", response={200: AccessOut, 400: ErrorOut, 401: ErrorOut, 422: ErrorOut})
 def refresh(request, payload: RefreshIn):
     return {"access": auth_refresh(refresh=payload.refresh)}
 

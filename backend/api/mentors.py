@@ -45,13 +45,13 @@ class MentorFilters(Schema):
     q: str | None = None
 
 
-@router.get("", response=list[MentorOut], auth=None)
+@router.get("", response={200: list[MentorOut], 422: ErrorOut}, auth=None)
 @paginate(PageNumberPagination, page_size=20)
 def list_mentors(request, filters: Query[MentorFilters]):
     """Active mentors: `expertise` filters by topic slug, `q` searches name and headline."""
     return mentor_list(expertise=filters.expertise, search=filters.q)
 
 
-@router.get("/{mentor_id}", response={200: MentorOut, 404: ErrorOut}, auth=None)
+@router.get("/{mentor_id}", response={200: MentorOut, 404: ErrorOut, 422: ErrorOut}, auth=None)
 def get_mentor(request, mentor_id: int):
     return mentor_get(mentor_id=mentor_id)

@@ -38,19 +38,20 @@ class CancelIn(Schema):
     reason: str = Field("", max_length=500)
 
 
-@router.get("", response={200: list[SessionOut], 401: ErrorOut})
+@router.get("", response={200: list[SessionOut], 401: ErrorOut, 422: ErrorOut})
 @paginate(PageNumberPagination, page_size=20)
 def list_sessions(request, role: Literal["mentee", "mentor"] = "mentee"):
     """The caller's sessions, newest first; `role=mentor` lists those they give."""
     return session_list_for_user(user=request.auth, role=role)
 
 
-@router.get("/{session_id}", response={200: SessionOut, 401: ErrorOut, 404: ErrorOut})
+@router.get("/{session_id}", response={200: SessionOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut})
 def get_session(request, session_id: int):
     return session_get_for_user(user=request.auth, session_id=session_id)
 
 
-@router.post("/{session_id}/cancel", response={200: SessionOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut})
+@router.post("/{session_id}/cancel", response={200: SessionOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut,
+                                              422: ErrorOut})
 def cancel_session(request, session_id: int, payload: CancelIn):
     """Cancel with a full refund: mentees up to REFUND_CUTOFF_HOURS before the start, mentors always."""
     return session_cancel(user=request.auth, session_id=session_id, reason=payload.reason)

@@ -1,18 +1,30 @@
 """Accounts and bearer tokens (django-ninja-jwt signs them; nothing hand-rolled)."""
+import logging
+
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django_ratelimit.core import get_usage
 from ninja_jwt.exceptions import TokenError
 from ninja_jwt.tokens import RefreshToken
 
-from backend.errors import Conflict, InvalidInput, NotAuthenticated
+from backend.errors import ApplicationError, Conflict, InvalidInput, NotAuthenticated
 from backend.models import User
+
+logger = logging.getLogger(__name__)
+
+LOGIN_RATE_GROUP = "auth_login_failures"
 
 
 class InvalidCredentials(NotAuthenticated):
     code = "invalid_credentials"
+
+
+class LoginRateLimited(ApplicationError):
+    code = "rate_limited"
 
 
 def user_register(*, email: str, password: str, name: str) -> User:
@@ -36,13 +48,43 @@ def user_register(*, email: str, password: str, name: str) -> User:
         raise Conflict("An account with this email already exists", field="email")
 
 
-def auth_login(*, email: str, password: str) -> dict[str, str]:
-    """Check the credentials and return a fresh access/refresh token pair."""
-    user = authenticate(username=email.strip().lower(), password=password)
+def auth_login(*, email: str, password: str, client_ip: str) -> dict[str, str]:
+    """Check the credentials and return a fresh access/refresh token pair.
+
+    Failed attempts are counted per client address and email (LOGIN_RATE_LIMIT, in the
+    shared cache so every worker sees them); past the limit even the right password is
+    refused until the window ends, so guessing gains nothing.
+    """
+    email = email.strip().lower()
+    attempts_key = f"{client_ip}|{email}"
+    if _login_failures_exhausted(attempts_key):
+        raise LoginRateLimited("Too many failed logins; try again later")
+    user = authenticate(username=email, password=password)
     if user is None:
+        _login_failure_count(attempts_key)
         raise InvalidCredentials("Invalid email or password")
     refresh = RefreshToken.for_user(user)
     return {"access": str(refresh.access_token), "refresh": str(refresh)}
+
+
+def _login_failure_usage(attempts_key: str, *, increment: bool) -> dict | None:
+    try:
+        return get_usage(None, group=LOGIN_RATE_GROUP, key=lambda group, request: attempts_key,
+                         rate=settings.LOGIN_RATE_LIMIT, increment=increment)
+    except Exception:
+        # Cache backends raise their own errors (redis, OSError). Failing open keeps
+        # everyone able to log in while the cache is down; the outage is logged.
+        logger.warning("login rate limit: cache unavailable, not counting", exc_info=True)
+        return None
+
+
+def _login_failures_exhausted(attempts_key: str) -> bool:
+    usage = _login_failure_usage(attempts_key, increment=False)
+    return usage is not None and usage["count"] >= usage["limit"]
+
+
+def _login_failure_count(attempts_key: str) -> None:
+    _login_failure_usage(attempts_key, increment=True)
 
 
 def auth_refresh(*, refresh: str) -> str:
