@@ -1,0 +1,364 @@
+"""Several hundred bookings through the whole stack under every fault of issue 6, ending
+in one checked state: every paid booking is exactly one session, every refund is
+refunded once, mentor stats equal the sums over their sessions, no event is left
+unprocessed, nothing failed, and no secret reached the logs.
+
+The stack (tests/e2e/conftest.py): gunicorn, two Celery workers, Celery beat and the
+Stripe sandbox as processes, PostgreSQL and Redis behind loopback proxies the test cuts.
+Beat's jobs: the sweep is beat's own (a real `celery beat`, its interval shortened to
+5 s); `payments_reconcile` is run as `manage.py reconcile_payments` at the two moments
+the issue names (after the PostgreSQL outage, and while deliveries are paused).
+
+Phases (faults from the sandbox stay on in most of them):
+ A  duplicated 30%, reordered (window 10), delayed 300 ms, first attempt failed
+ B  a worker killed with SIGKILL mid-run (with refunds just queued), then restarted
+ C  Redis unreachable: webhooks still answer 200, events wait in `received` for the sweep
+ D  PostgreSQL unreachable: webhooks answer 5xx, the sandbox retries, the reconciler ingests the rest
+ E  deliveries paused, `reconcile_payments` run, deliveries resumed
+ F  more faulty deliveries, then refunds by cancel (mentee, mentor) and in the Dashboard (full, partial)
+"""
+import re
+import time
+from collections import Counter, defaultdict
+
+import pytest
+
+from backend.models import Mentor, Notification, Refund, Session, WebhookEvent
+from backend.services.webhooks import EVENT_HANDLERS
+from tests.e2e.chaos.traffic import Booking, Marketplace, Party
+from tests.factories import PASSWORD, make_mentor, make_user
+from tests.polling import wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+MENTORS, MENTEES = 10, 20
+PHASES = {"A": range(0, 100), "B": range(100, 160), "C": range(160, 190), "D": range(190, 240),
+          "E": range(240, 280), "F": range(280, 300)}
+SETTLE_TIMEOUT = 150  # the sweep needs events stuck over a minute; everything else is seconds
+
+
+class Timeline:
+    def __init__(self, sandbox):
+        self.sandbox = sandbox
+        self.started = time.monotonic()
+        self.faults: Counter = Counter()
+        self.marks: dict[str, str | None] = {}
+
+    def mark(self, name: str) -> None:
+        """Remember the newest Stripe event now, to count the events of a stretch later."""
+        newest = self.sandbox.stripe_client().v1.events.list(params={"limit": 1}).data
+        self.marks[name] = newest[0].id if newest else None
+
+    def say(self, message: str) -> None:
+        print(f"[chaos {time.monotonic() - self.started:6.1f}s] {message}", flush=True)
+
+
+def sessions_paid(bookings: list[Booking], timeout: float = 90) -> dict[str, Session]:
+    """Wait until each booking is a booked session; {cs_id: Session}."""
+    ids = [b.cs_id for b in bookings]
+
+    def booked():
+        found = {s.stripe_checkout_session_id: s for s in Session.objects.filter(stripe_checkout_session_id__in=ids)}
+        return found if len(found) == len(ids) else None
+
+    return wait_for(booked, timeout=timeout, message=f"{len(ids)} sessions booked")
+
+
+def test_hundreds_of_bookings_survive_every_fault_with_nothing_lost_or_doubled(chaos_stack):
+    stack, sandbox = chaos_stack, chaos_stack.sandbox
+    timeline = Timeline(sandbox)
+    mentors = [make_mentor(name=f"Chaos mentor {i}", hourly_rate=6000 + 500 * i) for i in range(MENTORS)]
+    mentees = [make_user(name=f"Chaos mentee {i}") for i in range(MENTEES)]
+    market = Marketplace(
+        stack.api.url, sandbox, password=PASSWORD,
+        mentors=[(m.pk, Party(m.user_id, m.user.email)) for m in mentors],
+        mentees=[Party(u.pk, u.email) for u in mentees],
+    )
+    try:
+        run_phases(stack, market, timeline)
+        settle(stack, market, timeline)
+        figures = check_end_state(stack, market, timeline)
+    finally:
+        market.close()
+    assert figures["lost"] == 0 and figures["doubled"] == 0, figures
+    check_no_secret_in_logs(stack)
+    timeline.say("done")
+
+
+# ---- Phases -------------------------------------------------------------------------
+
+
+def run_phases(stack, market: Marketplace, timeline: Timeline) -> None:
+    sandbox = stack.sandbox
+
+    timeline.say("A: duplicated 30%, reordered (10), delayed 300 ms, first attempt of each event failed")
+    sandbox.set_faults(duplicate_rate=0.3, reorder_window=10, delay_ms=300, fail_first=1, seed=61)
+    timeline.mark("delay A from")
+    phase_a = market.book_and_pay_all(PHASES["A"], "A")
+    booked_a = sessions_paid(phase_a)
+    for booking in phase_a[0:3]:
+        assert market.cancel(booking, booked_a[booking.cs_id].pk, by="mentee").status_code == 200
+    for booking in phase_a[3:6]:
+        assert market.cancel(booking, booked_a[booking.cs_id].pk, by="mentor").status_code == 200
+    for booking in phase_a[6:8]:
+        market.dashboard_refund(booking)
+    for booking in phase_a[8:10]:
+        market.dashboard_refund(booking, amount=booking.amount // 3)
+    timeline.mark("delay A to")
+
+    timeline.say("B: a worker killed with SIGKILL mid-run, then restarted")
+    sandbox.set_faults(duplicate_rate=0.3, reorder_window=10, delay_ms=0, fail_first=0, seed=62)
+    market.book_and_pay_all(PHASES["B"][:30], "B")
+    for booking in phase_a[10:13]:  # refunds queued as the worker dies
+        assert market.cancel(booking, booked_a[booking.cs_id].pk, by="mentor").status_code == 200
+    victim = stack.workers[0]
+    victim.kill()
+    timeline.faults["worker SIGKILL"] += 1
+    market.book_and_pay_all(PHASES["B"][30:], "B")  # one worker left meanwhile
+    victim.start()
+    timeline.say("B: worker restarted")
+
+    timeline.say("C: Redis unreachable")
+    sandbox.set_faults(duplicate_rate=0.3, reorder_window=10, delay_ms=0, fail_first=0, seed=63)
+    phase_c = market.book_all(PHASES["C"], "C")
+    seen = len(sandbox.deliveries())
+    stack.redis.cut()
+    cut_at = time.monotonic()
+    timeline.faults["Redis outage"] += 1
+    market.pay_all(phase_c)
+    sandbox.wait_until_delivered(timeout=90)
+    during = sandbox.deliveries()[seen:]
+    assert during and all(d["status_code"] == 200 for d in during), Counter(d["status_code"] for d in during)
+    time.sleep(max(0.0, 5 - (time.monotonic() - cut_at)))
+    stack.redis.restore()
+    timeline.say(f"C: Redis back after {time.monotonic() - cut_at:.1f}s; {len(during)} deliveries all answered 200")
+
+    timeline.say("D: PostgreSQL unreachable")
+    phase_d = market.book_all(PHASES["D"], "D")
+    seen = len(sandbox.deliveries())
+    stack.postgres.cut()
+    cut_at = time.monotonic()
+    timeline.faults["PostgreSQL outage"] += 1
+    market.pay_all(phase_d)
+    time.sleep(max(0.0, 4 - (time.monotonic() - cut_at)))
+    stack.postgres.restore()
+    timeline.say(f"D: PostgreSQL back after {time.monotonic() - cut_at:.1f}s")
+    sandbox.wait_until_delivered(timeout=90)
+    during = sandbox.deliveries()[seen:]
+    answered_5xx = sum(1 for d in during if (d["status_code"] or 0) >= 500)
+    timeline.faults["webhooks answered 5xx"] += answered_5xx
+    assert answered_5xx > 0, Counter(d["status_code"] for d in during)
+    delivered = {d["event_id"] for d in during if d["succeeded"]}
+    never = {d["event_id"] for d in during if d["event_type"] in EVENT_HANDLERS and d["event_id"] not in delivered}
+    timeline.faults["events out of retries (PostgreSQL)"] += len(never)
+    ingested = reconcile(stack)
+    timeline.say(f"D: {answered_5xx} answers 5xx, {len(never)} handled events out of retries, reconcile ingested {ingested}")
+    assert ingested >= len(never)
+
+    timeline.say("E: deliveries paused, reconcile, resumed")
+    sandbox.set_faults(duplicate_rate=0.3, reorder_window=10, delay_ms=0, fail_first=0, seed=65)
+    sandbox.pause()
+    phase_e = market.book_and_pay_all(PHASES["E"], "E")
+    ingested = reconcile(stack)
+    timeline.faults["events held back (paused)"] += ingested
+    assert ingested >= len(phase_e)  # at least each checkout's completion
+    sessions_paid(phase_e)
+    sandbox.resume()
+    timeline.say(f"E: reconcile ingested {ingested}; resumed")
+
+    timeline.say("F: faulty deliveries again, then refunds")
+    sandbox.set_faults(duplicate_rate=0.3, reorder_window=10, delay_ms=200, fail_first=1, seed=66)
+    timeline.mark("delay F from")
+    market.book_and_pay_all(PHASES["F"], "F")
+    timeline.mark("delay F to")
+    later = [b for b in market.bookings if b.phase in "BCDEF"]
+    booked = sessions_paid(later, timeout=SETTLE_TIMEOUT)
+    by_phase = defaultdict(list)
+    for booking in later:
+        by_phase[booking.phase].append(booking)
+    for booking in by_phase["D"][:3]:
+        assert market.cancel(booking, booked[booking.cs_id].pk, by="mentor").status_code == 200
+    for booking in by_phase["E"][:3]:
+        assert market.cancel(booking, booked[booking.cs_id].pk, by="mentee").status_code == 200
+    for booking in by_phase["B"][:2]:
+        market.dashboard_refund(booking)
+    for booking in by_phase["C"][:2]:
+        market.dashboard_refund(booking, amount=booking.amount // 4)
+
+
+def reconcile(stack) -> int:
+    output = stack.manage("reconcile_payments", "--since", "1")
+    found = re.search(r"events ingested: (\d+)", output)
+    assert found, output
+    return int(found.group(1))
+
+
+def settle(stack, market: Marketplace, timeline: Timeline) -> None:
+    """Wait, bounded, for the stack to finish: deliveries done, no event left open, every
+    booking in its final state (the sweep takes events stuck for over a minute)."""
+    timeline.say("settling")
+    stack.sandbox.wait_until_delivered(timeout=90)
+    expected = {b.cs_id: b for b in market.bookings}
+
+    def final():
+        open_events = WebhookEvent.objects.filter(status__in=["received", "processing"]).count()
+        open_refunds = Refund.objects.filter(status__in=["requested", "pending"]).count()
+        sessions = Session.objects.filter(stripe_checkout_session_id__in=list(expected))
+        settled = sum(1 for s in sessions if (s.payment_status, s.refunded_amount) == (
+            "refunded" if expected[s.stripe_checkout_session_id].fully_refunded else "paid",
+            expected[s.stripe_checkout_session_id].refund_amount))
+        return open_events == 0 and open_refunds == 0 and settled == len(expected)
+
+    try:
+        wait_for(final, timeout=SETTLE_TIMEOUT, message="the stack to settle")
+    except AssertionError:
+        pass  # check_end_state says precisely what is wrong
+    timeline.say("settled")
+
+
+# ---- The end state ------------------------------------------------------------------
+
+
+def check_end_state(stack, market: Marketplace, timeline: Timeline) -> dict:
+    sandbox = stack.sandbox
+    client = sandbox.stripe_client(stack.stripe_secret_key)
+    bookings = market.bookings
+    problems: list[str] = []
+    lost = doubled = 0
+
+    # Every paid booking is exactly one session, paid or refunded as it should be.
+    sessions = defaultdict(list)
+    for session in Session.objects.all():
+        sessions[session.stripe_checkout_session_id].append(session)
+    for booking in bookings:
+        found = sessions.get(booking.cs_id, [])
+        if not found:
+            lost += 1
+            problems.append(f"booking {booking.n} ({booking.phase}): no session")
+            continue
+        doubled += len(found) - 1
+        session = found[0]
+        want = ("refunded", "cancelled") if booking.fully_refunded else ("paid", "scheduled")
+        got = (session.payment_status, session.status)
+        if got != want or session.refunded_amount != booking.refund_amount or session.amount != booking.amount \
+                or session.stripe_payment_id != booking.payment_intent:
+            problems.append(f"booking {booking.n} ({booking.phase}, {booking.refund_kind}): session is {got} "
+                            f"refunded {session.refunded_amount}/{session.amount}, expected {want} "
+                            f"refunded {booking.refund_amount}/{booking.amount}")
+    extra = set(sessions) - {b.cs_id for b in bookings}
+    doubled += len(extra)
+    problems += [f"session for unknown checkout {cs}" for cs in extra]
+
+    # Every refund refunded once: one Stripe refund per refunded booking, one Refund row for it.
+    at_stripe = defaultdict(list)
+    for refund in client.v1.refunds.list(params={"limit": 100}).auto_paging_iter():
+        at_stripe[refund.payment_intent].append(refund)
+    local = defaultdict(list)
+    for refund in Refund.objects.select_related("session"):
+        local[refund.session.stripe_payment_id].append(refund)
+    for booking in bookings:
+        stripe_refunds, rows = at_stripe.get(booking.payment_intent, []), local.get(booking.payment_intent, [])
+        want = 1 if booking.refund_kind else 0
+        if len(stripe_refunds) < want or len(rows) < want:
+            lost += 1
+        doubled += max(0, len(stripe_refunds) - want) + max(0, len(rows) - want)
+        if len(stripe_refunds) != want or len(rows) != want:
+            problems.append(f"booking {booking.n} ({booking.refund_kind}): {len(stripe_refunds)} Stripe refund(s), "
+                            f"{len(rows)} Refund row(s), expected {want}")
+            continue
+        if want:
+            ours, theirs = rows[0], stripe_refunds[0]
+            if (ours.stripe_refund_id, ours.status, ours.amount) != (theirs.id, "succeeded", booking.refund_amount) \
+                    or theirs.amount != booking.refund_amount or theirs.status != "succeeded":
+                problems.append(f"booking {booking.n}: Refund {ours.stripe_refund_id} {ours.status} {ours.amount} vs "
+                                f"Stripe {theirs.id} {theirs.status} {theirs.amount}, expected {booking.refund_amount}")
+
+    # Mentor stats equal the sums over their sessions (mentor_stats_recompute's definition:
+    # paid, not cancelled; earnings net of refunds), and over what the test booked.
+    for mentor in Mentor.objects.filter(pk__in={b.mentor_id for b in bookings}):
+        kept = [b for b in bookings if b.mentor_id == mentor.pk and not b.fully_refunded]
+        booked = (len(kept), sum(b.duration_minutes for b in kept), sum(b.amount - b.refund_amount for b in kept))
+        in_db = Session.objects.filter(mentor=mentor, payment_status="paid").exclude(status="cancelled")
+        summed = (in_db.count(), sum(s.duration_minutes for s in in_db), sum(s.amount - s.refunded_amount for s in in_db))
+        stats = (mentor.total_sessions, mentor.total_minutes, mentor.total_earnings)
+        if not stats == summed == booked:
+            problems.append(f"mentor {mentor.pk}: stats {stats}, sums over sessions {summed}, booked {booked}")
+
+    # No event left open or failed; every event Stripe sent of a handled type processed.
+    by_status = Counter(WebhookEvent.objects.values_list("status", flat=True))
+    if by_status["received"] or by_status["processing"] or by_status["failed"]:
+        problems.append(f"webhook events by status: {dict(by_status)}; failed: " + "; ".join(
+            f"{e.stripe_event_id} {e.type}: {e.last_error[:200]}"
+            for e in WebhookEvent.objects.filter(status="failed")[:5]))
+    processed = set(WebhookEvent.objects.filter(status="processed").values_list("stripe_event_id", flat=True))
+    events = list(client.v1.events.list(params={"limit": 100}).auto_paging_iter())
+    unprocessed = [e.id for e in events if e.type in EVENT_HANDLERS and e.id not in processed]
+    lost += len(unprocessed)
+    if unprocessed:
+        problems.append(f"{len(unprocessed)} handled Stripe events never processed, e.g. {unprocessed[:5]}")
+    failed_refunds = list(Refund.objects.filter(status="failed").values_list("pk", "last_error"))
+    if failed_refunds:
+        problems.append(f"failed refunds: {failed_refunds[:5]}")
+
+    figures = figures_of(stack, market, timeline, events, lost=lost, doubled=doubled)
+    print_figures(figures)
+    assert not problems, f"{len(problems)} problem(s):\n" + "\n".join(problems[:40])
+    return figures
+
+
+def figures_of(stack, market: Marketplace, timeline: Timeline, events, *, lost: int, doubled: int) -> dict:
+    deliveries = stack.sandbox.deliveries()
+    order = {event.id: position for position, event in enumerate(reversed(events))}  # oldest first
+    firsts = [d for d in sorted(deliveries, key=lambda d: d["time"]) if d["copy"] == "original" and d["attempt"] == 1]
+    reordered, newest = 0, -1
+    for delivery in firsts:  # delivered after an event created later than it
+        position = order.get(delivery["event_id"], -1)
+        reordered += position < newest
+        newest = max(newest, position)
+    emails = Counter(re.findall(r"^Subject: (Session booked: Chaos booking \d+)$",
+                                "\n".join(w.log() for w in stack.workers), flags=re.M))
+    paid = market.bookings
+
+    def between(start: str, end: str) -> int:
+        return order.get(timeline.marks[end], -1) - order.get(timeline.marks[start], -1)
+
+    faults = {
+        "duplicated": sum(1 for d in deliveries if d["copy"] == "duplicate" and d["attempt"] == 1),
+        "reordered": reordered,
+        "delayed": between("delay A from", "delay A to") + between("delay F from", "delay F to"),
+        "failed first attempt": sum(1 for d in deliveries if d["fault"] == "fail_first"),
+        **timeline.faults,
+    }
+    return {
+        "bookings": len(paid),
+        "refunds": sum(1 for b in paid if b.refund_kind),
+        "deliveries": len(deliveries),
+        "duplicates": sum(1 for d in deliveries if d["copy"] == "duplicate"),
+        "faults": faults,
+        "booked emails": f"{sum(emails.values())} sent for {len(emails)} sessions, "
+                         f"{sum(1 for n in emails.values() if n > 2)} sessions mailed more than once",
+        "lost": lost,
+        "doubled": doubled,
+    }
+
+
+def print_figures(figures: dict) -> None:
+    lines = ["", "==== chaos figures ===="]
+    for name, value in figures.items():
+        if isinstance(value, dict):
+            lines.append(f"{name}:")
+            lines += [f"    {kind}: {count}" for kind, count in value.items()]
+        else:
+            lines.append(f"{name}: {value}")
+    print("\n".join(lines + ["======================="]), flush=True)
+
+
+def check_no_secret_in_logs(stack) -> None:
+    """The issue's secret-leak check over everything the stack printed in the run."""
+    logs = stack.logs()
+    assert "webhook evt_" in logs and " ready." in logs, "the stack's logs were not captured"
+    assert stack.stripe_secret_key not in logs
+    assert stack.webhook_secret not in logs
+    assert "sk_live_" not in logs
+    assert not re.search(r"\b(?:sk|rk)_(?:test|live)_[A-Za-z0-9_]{8,}", logs), "a Stripe secret key in the logs"
+    assert not re.search(r"\bwhsec_[A-Za-z0-9_]{8,}", logs), "a webhook secret in the logs"
