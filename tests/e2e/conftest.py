@@ -5,6 +5,8 @@ Redis are the machine's shared servers, reached by the stack through loopback pr
 (tests/e2e/chaos/proxy.py) that the test cuts to make them "unreachable". The pytest
 process itself talks to PostgreSQL directly, to set up and check.
 """
+import json
+import logging
 import os
 import secrets
 import subprocess
@@ -46,7 +48,18 @@ class ChaosStack:
     env: dict[str, str]
     stripe_secret_key: str
     webhook_secret: str
+    broker: tuple[str, int, int] = ("127.0.0.1", 6379, 0)  # the real Redis and the stack's db
     command_output: list[str] = field(default_factory=list)
+
+    def unacked_tasks(self) -> list[str]:
+        """Names of the tasks Redis holds as delivered but never acknowledged (what a
+        killed worker took with it), read from the real server, not through the proxy."""
+        import redis
+
+        host, port, db = self.broker
+        with redis.Redis(host=host, port=port, db=db, socket_timeout=5) as client:
+            messages = client.hvals("unacked")
+        return [json.loads(message)[0]["headers"]["task"] for message in messages]
 
     def manage(self, *arguments: str, timeout: float = 120) -> str:
         """`python manage.py ...` as one more stack process (through the proxies); its output."""
@@ -132,7 +145,9 @@ def chaos_stack(transactional_db):
     workers = [CeleryProcess("worker", name=f"chaos{n}", env=env) for n in (1, 2)]
     beat = CeleryProcess("beat", name="beat", env=env)
     stack = ChaosStack(postgres=postgres, redis=redis_proxy, sandbox=sandbox, api=api, workers=workers, beat=beat,
-                       env=env, stripe_secret_key=stripe_secret_key, webhook_secret=webhook_secret)
+                       env=env, stripe_secret_key=stripe_secret_key, webhook_secret=webhook_secret,
+                       broker=(broker.hostname or "127.0.0.1", broker.port or 6379, broker_db))
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the timeline
     started = []
     try:
         for process in (sandbox, api, *workers, beat):

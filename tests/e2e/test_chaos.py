@@ -34,6 +34,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 MENTORS, MENTEES = 10, 20
 PHASES = {"A": range(0, 100), "B": range(100, 160), "C": range(160, 190), "D": range(190, 240),
           "E": range(240, 280), "F": range(280, 300)}
+MAX_ATTEMPTS = 5  # the sandbox's delivery attempts per event (tests/e2e/conftest.py)
 SETTLE_TIMEOUT = 150  # the sweep needs events stuck over a minute; everything else is seconds
 
 
@@ -113,46 +114,66 @@ def run_phases(stack, market: Marketplace, timeline: Timeline) -> None:
         assert market.cancel(booking, booked_a[booking.cs_id].pk, by="mentor").status_code == 200
     victim = stack.workers[0]
     victim.kill()
+    stranded = stack.unacked_tasks()
     timeline.faults["worker SIGKILL"] += 1
+    timeline.faults["tasks stranded unacked by it"] += len(stranded)
+    timeline.say(f"B: killed {victim.name}; unacked in Redis: {dict(Counter(stranded))}")
     market.book_and_pay_all(PHASES["B"][30:], "B")  # one worker left meanwhile
     victim.start()
     timeline.say("B: worker restarted")
 
     timeline.say("C: Redis unreachable")
-    sandbox.set_faults(duplicate_rate=0.3, reorder_window=10, delay_ms=0, fail_first=0, seed=63)
     phase_c = market.book_all(PHASES["C"], "C")
     seen = len(sandbox.deliveries())
+    left_before = stack.api.log().count("left for the sweep")
     stack.redis.cut()
     cut_at = time.monotonic()
     timeline.faults["Redis outage"] += 1
     market.pay_all(phase_c)
     sandbox.wait_until_delivered(timeout=90)
     during = sandbox.deliveries()[seen:]
-    assert during and all(d["status_code"] == 200 for d in during), Counter(d["status_code"] for d in during)
     time.sleep(max(0.0, 5 - (time.monotonic() - cut_at)))
     stack.redis.restore()
-    timeline.say(f"C: Redis back after {time.monotonic() - cut_at:.1f}s; {len(during)} deliveries all answered 200")
+    left = stack.api.log().count("left for the sweep") - left_before
+    timeline.faults["events left for the sweep (Redis)"] += left
+    slowest = max(d["duration_ms"] for d in during)
+    timeline.say(f"C: Redis back after {time.monotonic() - cut_at:.1f}s; {len(during)} deliveries, "
+                 f"answers {dict(Counter(d['status_code'] for d in during))}, slowest {slowest:.0f} ms, "
+                 f"{left} events left for the sweep")
+    assert during and all(d["status_code"] == 200 for d in during)  # the webhook never waits on the broker
+    assert left >= len(phase_c)  # at least each completion was stored but not queued
 
     timeline.say("D: PostgreSQL unreachable")
     phase_d = market.book_all(PHASES["D"], "D")
+    first, second = phase_d[:30], phase_d[30:]
     seen = len(sandbox.deliveries())
     stack.postgres.cut()
     cut_at = time.monotonic()
     timeline.faults["PostgreSQL outage"] += 1
-    market.pay_all(phase_d)
-    time.sleep(max(0.0, 4 - (time.monotonic() - cut_at)))
+    since = time.time()
+    market.pay_all(first)
+    # Some completions run out of the sandbox's retries while the database is away...
+    wait_for(lambda: len(completions(sandbox, since, out_of_retries=True)) >= 5, timeout=60,
+             message="completions out of retries")
+    # ...others fail a first time and are still being retried when it comes back.
+    since = time.time()
+    market.pay_all(second)
+    wait_for(lambda: len(completions(sandbox, since, refused=True)) >= 3, timeout=30, message="refused completions")
     stack.postgres.restore()
     timeline.say(f"D: PostgreSQL back after {time.monotonic() - cut_at:.1f}s")
     sandbox.wait_until_delivered(timeout=90)
     during = sandbox.deliveries()[seen:]
     answered_5xx = sum(1 for d in during if (d["status_code"] or 0) >= 500)
-    timeline.faults["webhooks answered 5xx"] += answered_5xx
-    assert answered_5xx > 0, Counter(d["status_code"] for d in during)
     delivered = {d["event_id"] for d in during if d["succeeded"]}
     never = {d["event_id"] for d in during if d["event_type"] in EVENT_HANDLERS and d["event_id"] not in delivered}
+    healed = {d["event_id"] for d in during if not d["succeeded"]} & delivered
+    timeline.faults["webhooks answered 5xx"] += answered_5xx
     timeline.faults["events out of retries (PostgreSQL)"] += len(never)
+    timeline.faults["events delivered by a retry (PostgreSQL)"] += len(healed)
     ingested = reconcile(stack)
-    timeline.say(f"D: {answered_5xx} answers 5xx, {len(never)} handled events out of retries, reconcile ingested {ingested}")
+    timeline.say(f"D: {answered_5xx} answers 5xx, {len(healed)} events delivered by a retry, "
+                 f"{len(never)} handled events out of retries, reconcile ingested {ingested}")
+    assert answered_5xx > 0 and healed and never
     assert ingested >= len(never)
 
     timeline.say("E: deliveries paused, reconcile, resumed")
@@ -184,6 +205,26 @@ def run_phases(stack, market: Marketplace, timeline: Timeline) -> None:
         market.dashboard_refund(booking)
     for booking in by_phase["C"][:2]:
         market.dashboard_refund(booking, amount=booking.amount // 4)
+
+
+def completions(sandbox, since: float, *, out_of_retries: bool = False, refused: bool = False) -> set[str]:
+    """Checkout completions first sent after `since` (wall clock, as the sandbox records
+    it) whose every attempt failed (out_of_retries), or answered 5xx at least once (refused)."""
+    attempts = defaultdict(list)
+    for delivery in sandbox.deliveries(event_type="checkout.session.completed"):
+        attempts[delivery["event_id"]].append(delivery)
+    found = set()
+    for event_id, tries in attempts.items():
+        if min(t["time"] for t in tries) < since:
+            continue
+        copies = {t["copy"] for t in tries}
+        gave_up = {t["copy"] for t in tries if t["attempt"] >= MAX_ATTEMPTS and not t["succeeded"]}
+        if out_of_retries and (gave_up != copies or any(t["succeeded"] for t in tries)):
+            continue
+        if refused and not any((t["status_code"] or 0) >= 500 for t in tries):
+            continue
+        found.add(event_id)
+    return found
 
 
 def reconcile(stack) -> int:
@@ -300,6 +341,9 @@ def check_end_state(stack, market: Marketplace, timeline: Timeline) -> dict:
     if failed_refunds:
         problems.append(f"failed refunds: {failed_refunds[:5]}")
 
+    left = timeline.faults["events left for the sweep (Redis)"]
+    if swept(stack) < left:
+        problems.append(f"{left} events were left for the sweep, it queued {swept(stack)}")
     figures = figures_of(stack, market, timeline, events, lost=lost, doubled=doubled)
     print_figures(figures)
     assert not problems, f"{len(problems)} problem(s):\n" + "\n".join(problems[:40])
@@ -328,18 +372,26 @@ def figures_of(stack, market: Marketplace, timeline: Timeline, events, *, lost: 
         "delayed": between("delay A from", "delay A to") + between("delay F from", "delay F to"),
         "failed first attempt": sum(1 for d in deliveries if d["fault"] == "fail_first"),
         **timeline.faults,
+        "events queued again by the sweep": swept(stack),
     }
     return {
         "bookings": len(paid),
         "refunds": sum(1 for b in paid if b.refund_kind),
         "deliveries": len(deliveries),
-        "duplicates": sum(1 for d in deliveries if d["copy"] == "duplicate"),
+        # Deliveries the endpoint accepted for an event it had already accepted: what it deduplicated.
+        "duplicates": sum(n - 1 for n in Counter(d["event_id"] for d in deliveries if d["status_code"] == 200).values()),
         "faults": faults,
         "booked emails": f"{sum(emails.values())} sent for {len(emails)} sessions, "
                          f"{sum(1 for n in emails.values() if n > 2)} sessions mailed more than once",
         "lost": lost,
         "doubled": doubled,
     }
+
+
+def swept(stack) -> int:
+    """What beat's sweep queued, from the workers' logs ("sweep: N stuck event(s), M queued")."""
+    logs = "\n".join(worker.log() for worker in stack.workers)
+    return sum(int(queued) for queued in re.findall(r"sweep: \d+ stuck event\(s\), (\d+) queued", logs))
 
 
 def print_figures(figures: dict) -> None:
@@ -362,3 +414,37 @@ def check_no_secret_in_logs(stack) -> None:
     assert "sk_live_" not in logs
     assert not re.search(r"\b(?:sk|rk)_(?:test|live)_[A-Za-z0-9_]{8,}", logs), "a Stripe secret key in the logs"
     assert not re.search(r"\bwhsec_[A-Za-z0-9_]{8,}", logs), "a webhook secret in the logs"
+
+
+BUG_REFUND_NOT_QUEUED = (
+    "backend bug: session_cancel commits the cancel and its Refund row, then refund_execute_on_commit's "
+    ".delay() raises in on_commit while the broker is unreachable: the API answers 500 to a cancel that "
+    "happened, and the Refund stays `requested` for ever (nothing sweeps requested refunds)"
+)
+
+
+def test_a_cancel_while_redis_is_unreachable_is_refunded_once_redis_is_back(chaos_stack):
+    """The Redis outage of the main run, met by a cancel: the refund must still be made, once."""
+    stack, sandbox = chaos_stack, chaos_stack.sandbox
+    mentor, mentee = make_mentor(name="Chaos mentor"), make_user(name="Chaos mentee")
+    market = Marketplace(stack.api.url, sandbox, password=PASSWORD,
+                         mentors=[(mentor.pk, Party(mentor.user_id, mentor.user.email))],
+                         mentees=[Party(mentee.pk, mentee.email)])
+    try:
+        booking = market.pay(market.book(0, "cancel without Redis"))
+        session = sessions_paid([booking])[booking.cs_id]
+        stack.redis.cut()
+        try:
+            response = market.cancel(booking, session.pk, by="mentee")
+        finally:
+            stack.redis.restore()
+    finally:
+        market.close()
+    if response.status_code == 500 and Refund.objects.filter(session=session, status="requested").exists():
+        pytest.xfail(BUG_REFUND_NOT_QUEUED)
+    assert response.status_code == 200, response.text
+    wait_for(lambda: Session.objects.get(pk=session.pk).payment_status == "refunded", timeout=90,
+             message="the session refunded")
+    stripe_refunds = sandbox.stripe_client().v1.refunds.list(params={"payment_intent": booking.payment_intent}).data
+    assert [r.amount for r in stripe_refunds] == [booking.amount]
+    assert list(Refund.objects.values_list("stripe_refund_id", "status")) == [(stripe_refunds[0].id, "succeeded")]
