@@ -38,10 +38,15 @@ test: install
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Benchmarks (not part of `make test`): each bench/[a-z]*.py prints its figures and writes
+# bench/results/<name>.json. DATABASE_URL names the PostgreSQL server (they create bench_* databases);
+# BENCH_BROKER_URL is their own Redis db (flushed by them). Every benchmark runs; failures are listed at the end.
+BENCH_BROKER_URL ?= redis://127.0.0.1:6379/6
 bench: install
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
-	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
-	bash -c 'set -e; for b in bench/[a-z]*.py; do echo "== $$b"; $(PY) $$b; done'
+	BENCH_BROKER_URL=$${BENCH_BROKER_URL:-$(BENCH_BROKER_URL)} \
+	bash -c 'failed=""; for b in bench/[a-z]*.py; do echo "== $$b"; $(PY) $$b || failed="$$failed $$b"; done; \
+	  if [ -n "$$failed" ]; then echo "failed:$$failed"; exit 1; fi'
 
 clean:
 	rm -rf var $(VENV)
