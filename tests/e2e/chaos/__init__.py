@@ -1,0 +1,1 @@
+"""Helpers of the chaos suite: a cuttable TCP proxy and the booking traffic."""
