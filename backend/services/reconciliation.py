@@ -4,6 +4,7 @@
   against their Stripe sessions.
 - webhook_events_sweep: events stored but never (or no longer) being processed.
 - checkout_holds_expire: holds whose time is up.
+- followups_sweep: follow-up work whose queuing was lost (the broker was down).
 """
 import logging
 import time
@@ -11,11 +12,13 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, F, Max, OuterRef, Q
 from django.utils import timezone
 
 from backend import stripe_gateway
 from backend.errors import PaymentProviderError
-from backend.models import Checkout, WebhookEvent
+from backend.models import Checkout, Mentor, Notification, Refund, Session, WebhookEvent
+from backend.services.followups import notification_on_commit, refund_execute_on_commit, stats_recompute_on_commit
 from backend.services.fulfilment import checkout_expire, checkout_fulfil
 from backend.services.webhooks import EVENT_HANDLERS, webhook_event_enqueue, webhook_event_store
 
@@ -99,3 +102,47 @@ def checkout_holds_expire() -> int:
     if expired:
         logger.info("holds: %d checkout hold(s) expired", expired)
     return expired
+
+
+FOLLOWUP_WINDOW = timedelta(days=3)
+
+
+def followups_sweep() -> dict[str, int]:
+    """Queue again what a committed change should have set going, judged from the rows:
+    refunds still `requested` (Stripe never asked), booked or refunded sessions without
+    their sent confirmation, mentors whose stats are older than their latest session
+    change. Every task it queues is idempotent, so queuing one twice is harmless."""
+    now = timezone.now()
+    settled = now - STUCK_RECEIVED_AFTER
+    recent = now - FOLLOWUP_WINDOW
+    queued = {"refunds": 0, "notifications": 0, "stats": 0}
+
+    for refund_id in Refund.objects.filter(status=Refund.Status.REQUESTED, stripe_refund_id__isnull=True,
+                                           updated_at__lt=settled).values_list("pk", flat=True)[:500]:
+        refund_execute_on_commit(refund_id)
+        queued["refunds"] += 1
+
+    sent = Notification.objects.filter(session=OuterRef("pk"), recipient=Notification.Recipient.MENTEE,
+                                       sent_at__isnull=False)
+    due = {
+        Notification.Kind.BOOKED: Q(payment_status=Session.PaymentStatus.PAID, status=Session.Status.SCHEDULED),
+        Notification.Kind.REFUNDED: Q(payment_status=Session.PaymentStatus.REFUNDED),
+    }
+    for kind, condition in due.items():
+        unsent = Session.objects.filter(condition, updated_at__lt=settled, updated_at__gte=recent).exclude(
+            Exists(sent.filter(kind=kind))
+        )
+        for session_id in unsent.values_list("pk", flat=True)[:500]:
+            notification_on_commit(session_id, kind)
+            queued["notifications"] += 1
+
+    stale = Mentor.objects.filter(sessions__updated_at__gte=recent, sessions__updated_at__lt=settled).annotate(
+        latest=Max("sessions__updated_at")
+    ).filter(Q(stats_updated_at__isnull=True) | Q(stats_updated_at__lt=F("latest")))
+    for mentor_id in stale.values_list("pk", flat=True)[:500]:
+        stats_recompute_on_commit(mentor_id)
+        queued["stats"] += 1
+
+    if any(queued.values()):
+        logger.warning("followups sweep: queued again %s", queued)
+    return queued

@@ -4,13 +4,19 @@ Every task module is imported here so `app.autodiscover_tasks(["backend"])` find
 """
 from backend.tasks.mentors import mentor_stats_recompute_task
 from backend.tasks.notifications import send_session_notification
-from backend.tasks.payments import checkout_holds_expire_task, payments_reconcile_task, webhook_events_sweep_task
+from backend.tasks.payments import (
+    checkout_holds_expire_task,
+    followups_sweep_task,
+    payments_reconcile_task,
+    webhook_events_sweep_task,
+)
 from backend.tasks.refunds import refund_execute_task
 from backend.tasks.sessions import sessions_complete_task
 from backend.tasks.webhooks import process_webhook_event
 
 __all__ = [
     "checkout_holds_expire_task",
+    "followups_sweep_task",
     "mentor_stats_recompute_task",
     "payments_reconcile_task",
     "process_webhook_event",

@@ -1,7 +1,7 @@
 """Beat's periodic tasks; schedules live in django-celery-beat (migration 0004, editable in admin)."""
 from celery import shared_task
 
-from backend.services.reconciliation import checkout_holds_expire, payments_reconcile, webhook_events_sweep
+from backend.services.reconciliation import checkout_holds_expire, followups_sweep, payments_reconcile, webhook_events_sweep
 
 
 @shared_task(name="payments_reconcile")
@@ -20,3 +20,9 @@ def webhook_events_sweep_task() -> int:
 def checkout_holds_expire_task() -> int:
     """Every minute: free slots whose hold ran out."""
     return checkout_holds_expire()
+
+
+@shared_task(name="followups_sweep")
+def followups_sweep_task() -> dict:
+    """Every minute: refunds, confirmations and stats whose queuing was lost."""
+    return followups_sweep()

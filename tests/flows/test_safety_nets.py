@@ -24,7 +24,7 @@ def test_beat_schedules_exist_after_migrate():
     schedules = {t.name: t for t in PeriodicTask.objects.all()}
     assert schedules["payments_reconcile"].interval.every == 10
     assert schedules["payments_reconcile"].interval.period == "minutes"
-    assert {"webhook_events_sweep", "checkout_holds_expire", "sessions_complete"} <= set(schedules)
+    assert {"webhook_events_sweep", "checkout_holds_expire", "followups_sweep", "sessions_complete"} <= set(schedules)
     assert all(schedules[n].enabled for n in ("payments_reconcile", "webhook_events_sweep"))
 
 
@@ -173,3 +173,27 @@ def test_a_refund_during_a_stripe_outage_fails_and_an_admin_retry_sends_it(clien
     admin.post("/admin/backend/refund/", {"action": "retry_selected", "_selected_action": [refund.pk]})
     wait_for(lambda: Session.objects.get(pk=session.pk).payment_status == "refunded", message="refunded after retry")
     assert Refund.objects.get(pk=refund.pk).status == "succeeded"
+
+
+def test_followups_whose_queuing_was_lost_are_queued_by_the_sweep(client, payments):
+    from backend.models import Mentor, Notification
+    from backend.services.reconciliation import followups_sweep
+
+    mentor = make_mentor()
+    session = paid_session(client, payments, make_user(), mentor)
+    wait_for(lambda: Notification.objects.filter(session=session, sent_at__isnull=False).count() == 2)
+    # What a cancel commits while the broker is down: the rows, and no task queued.
+    Session.objects.filter(pk=session.pk).update(status="cancelled")
+    refund = Refund.objects.create(session=session, amount=session.amount, currency=session.currency, reason="lost")
+    Mentor.objects.filter(pk=mentor.pk).update(stats_updated_at=None, total_sessions=99)
+    two_minutes_ago = timezone.now() - timedelta(minutes=2)
+    Refund.objects.filter(pk=refund.pk).update(updated_at=two_minutes_ago)
+    Session.objects.filter(pk=session.pk).update(updated_at=two_minutes_ago)
+
+    queued = followups_sweep()
+    assert queued["refunds"] == 1 and queued["stats"] == 1
+    wait_for(lambda: Session.objects.get(pk=session.pk).payment_status == "refunded", message="refunded")
+    assert Refund.objects.get(pk=refund.pk).stripe_refund_id
+    wait_for(lambda: Mentor.objects.get(pk=mentor.pk).total_sessions == 0, message="stats recomputed")
+    wait_for(lambda: Notification.objects.filter(session=session, kind="refunded", sent_at__isnull=False).count() == 2)
+    assert followups_sweep()["refunds"] == 0
