@@ -124,9 +124,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 else:
-    # Longer than any countdown or retry backoff we use, so Redis does not redeliver
-    # a task that is only waiting for its ETA.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
+    # Longer than any countdown or retry backoff we use (5 minutes at most), so Redis does
+    # not redeliver a task that is only waiting for its ETA; short enough that the tasks
+    # of a worker killed mid-task come back within a quarter of an hour.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 15 * 60}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

@@ -1,3 +1,4 @@
+import logging
 import random
 
 from celery import shared_task
@@ -6,6 +7,8 @@ from django.db import DatabaseError
 
 from backend.errors import PaymentProviderUnavailable, PrerequisiteMissing
 from backend.services.webhooks import webhook_event_mark_processing, webhook_event_process, webhook_event_record_failure
+
+logger = logging.getLogger(__name__)
 
 # Worth another try: the database or Stripe is briefly away, or an event arrived
 # before the one it depends on (a refund before its payment's completion).
@@ -31,7 +34,11 @@ def process_webhook_event(self, stripe_event_id: str) -> str:
         return webhook_event_process(stripe_event_id=stripe_event_id)
     except TRANSIENT_ERRORS as exc:
         final = last_try(self)
-        webhook_event_record_failure(stripe_event_id=stripe_event_id, error=exc, final=final)
+        try:
+            webhook_event_record_failure(stripe_event_id=stripe_event_id, error=exc, final=final)
+        except DatabaseError:
+            # The database is the thing that is down: the retry below still has to be scheduled.
+            logger.warning("webhook %s: could not record the failure, retrying anyway", stripe_event_id)
         if final:
             raise
         raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries))

@@ -89,14 +89,15 @@ def sandbox_log(sandbox: SandboxProcess) -> str:
 
 
 def _beat_schedule_fast() -> None:
-    """Beat's sweep every few seconds instead of every minute (the sweep still only takes
-    events stuck for over a minute, so this only shortens beat's own latency). The
+    """Beat's sweeps every few seconds instead of every minute (they still only take
+    rows stuck for over a minute, so this only shortens beat's own latency). The
     reconciler is not scheduled: the test runs it at the moments the issue names."""
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
     PeriodicTask.objects.all().delete()
     every, _ = IntervalSchedule.objects.get_or_create(every=SWEEP_EVERY_SECONDS, period=IntervalSchedule.SECONDS)
-    PeriodicTask.objects.create(name="webhook_events_sweep", task="webhook_events_sweep", interval=every)
+    for sweep in ("webhook_events_sweep", "followups_sweep"):
+        PeriodicTask.objects.create(name=sweep, task=sweep, interval=every)
 
 
 def _broker_queues_cleared(host: str, port: int, db: int) -> None:
