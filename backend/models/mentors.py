@@ -37,6 +37,10 @@ class Mentor(models.Model):
 
     class Meta:
         ordering = ["name", "id"]
+        indexes = [
+            # The public catalogue: active mentors by name.
+            models.Index(fields=["name", "id"], condition=models.Q(is_active=True), name="mentor_active_by_name"),
+        ]
         constraints = [
             models.CheckConstraint(condition=models.Q(hourly_rate__gt=0), name="mentor_hourly_rate_positive"),
             models.CheckConstraint(condition=models.Q(currency__regex=r"^[a-z]{3}$"), name="mentor_currency_iso"),

@@ -39,9 +39,18 @@ class Session(models.Model):
         db_table = "sessions"
         ordering = ["-created_at", "-id"]
         indexes = [
-            models.Index(fields=["mentee", "-created_at"]),
-            models.Index(fields=["mentor", "-created_at"]),
-            models.Index(fields=["mentor", "status", "scheduled_at"]),
+            # The session lists, newest first.
+            models.Index(fields=["mentee", "-created_at", "-id"], name="sessions_mentee_newest"),
+            models.Index(fields=["mentor", "-created_at", "-id"], name="sessions_mentor_newest"),
+            # The booking overlap check.
+            models.Index(fields=["mentor", "status", "scheduled_at"], name="sessions_mentor_slot"),
+            # mentor_stats_recompute reads only this index (PostgreSQL; a plain index elsewhere).
+            models.Index(
+                fields=["mentor"],
+                include=["id", "duration_minutes", "amount", "refunded_amount"],
+                condition=models.Q(payment_status="paid") & ~models.Q(status="cancelled"),
+                name="sessions_mentor_paid_stats",
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(amount__gt=0), name="session_amount_positive"),

@@ -11,10 +11,12 @@ def mentor_list(*, expertise: str | None = None, search: str | None = None) -> Q
     """Active mentors, optionally those teaching `expertise` (a slug) or matching `search`."""
     mentors = Mentor.objects.filter(is_active=True).prefetch_related("expertise")
     if expertise:
-        mentors = mentors.filter(expertise__slug=expertise.strip().lower())
+        # A subquery rather than a join, so no DISTINCT (which would sort every column).
+        mentors = mentors.filter(pk__in=Mentor.expertise.through.objects.filter(
+            expertise__slug=expertise.strip().lower()).values("mentor_id"))
     if search:
         mentors = mentors.filter(Q(name__icontains=search) | Q(headline__icontains=search))
-    return mentors.distinct().order_by("name", "id")
+    return mentors.order_by("name", "id")
 
 
 def mentor_get(*, mentor_id: int) -> Mentor:

@@ -3,14 +3,17 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from backend.errors import NotFound
-from backend.models import Session, User
+from backend.models import Mentor, Session, User
 
 
 def session_list_for_user(*, user: User, role: str = "mentee") -> QuerySet[Session]:
     """The caller's sessions, newest first: as mentee, or as mentor when role='mentor'."""
     sessions = Session.objects.select_related("mentor")
     if role == "mentor":
-        sessions = sessions.filter(mentor__user=user)
+        # By mentor_id, not through the user join: the planner can then walk the
+        # (mentor, -created_at, -id) index instead of sorting all of a busy mentor's rows.
+        mentor_id = Mentor.objects.filter(user=user).values_list("pk", flat=True).first()
+        sessions = sessions.filter(mentor_id=mentor_id) if mentor_id else sessions.none()
     else:
         sessions = sessions.filter(mentee=user)
     return sessions.order_by("-created_at", "-id")
