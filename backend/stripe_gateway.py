@@ -220,9 +220,12 @@ def webhook_payload_verify(payload: bytes, signature_header: str | None) -> dict
     else:
         raise WebhookPayloadInvalid("signature does not match, or its timestamp is outside the tolerance")
     try:
-        event = json.loads(text)
+        event = json.loads(text, parse_constant=_refuse_non_json_constant)
     except ValueError:
         raise WebhookPayloadInvalid("body is not JSON")
+    except RecursionError:
+        # Thousands of nested arrays exhaust the parser's stack; no Stripe event is like that.
+        raise WebhookPayloadInvalid("body is nested too deeply")
     if not (
         isinstance(event, dict)
         and event.get("object") == "event"
@@ -234,11 +237,18 @@ def webhook_payload_verify(payload: bytes, signature_header: str | None) -> dict
     return event
 
 
+def _refuse_non_json_constant(name: str):
+    # Python's json accepts NaN and Infinity; JSON (and PostgreSQL's jsonb) does not.
+    raise ValueError(f"{name} is not JSON")
+
+
 def _signature_timestamp(header: str) -> int:
     for item in header.split(","):
         key, _, value = item.strip().partition("=")
-        if key == "t" and value.isdigit():
-            return int(value)
+        # isdigit() alone admits "²" and other non-ASCII digits that int() refuses (a 500),
+        # and int() refuses over 4300 digits: such a timestamp is in the future anyway.
+        if key == "t" and value.isascii() and value.isdigit():
+            return int(value) if len(value) <= 20 else 10 ** 20
     return 0
 
 

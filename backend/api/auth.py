@@ -1,25 +1,26 @@
-from ninja import Router, Schema
+from ninja import Field, Router, Schema
 from ninja_jwt.authentication import JWTAuth
 
-from backend.api.schemas import ErrorOut
+from backend.api.schemas import ErrorOut, InputText
 from backend.services.auth import auth_login, auth_refresh, user_register
 
 router = Router(tags=["auth"])
 
 
 class RegisterIn(Schema):
-    email: str
-    password: str
-    name: str
+    # The lengths of User.email and User.name: longer would be a database error, not a 422.
+    email: InputText = Field(max_length=254)
+    password: InputText
+    name: InputText = Field(max_length=150)
 
 
 class LoginIn(Schema):
-    email: str
-    password: str
+    email: InputText
+    password: InputText
 
 
 class RefreshIn(Schema):
-    refresh: str
+    refresh: InputText
 
 
 class TokenPairOut(Schema):

@@ -1,9 +1,10 @@
 from datetime import datetime
 
 from ninja import Query, Router, Schema
-from ninja.pagination import PageNumberPagination, paginate
+from ninja.pagination import paginate
 
-from backend.api.schemas import ErrorOut
+from backend.api.pagination import PageNumberPagination
+from backend.api.schemas import ErrorOut, InputText
 from backend.services.mentors import mentor_get, mentor_list
 
 router = Router(tags=["mentors"])
@@ -41,8 +42,8 @@ class MentorOut(Schema):
 
 
 class MentorFilters(Schema):
-    expertise: str | None = None
-    q: str | None = None
+    expertise: InputText | None = None
+    q: InputText | None = None
 
 
 @router.get("", response={200: list[MentorOut], 422: ErrorOut}, auth=None)

@@ -5,7 +5,7 @@ from ninja import Field, Router, Schema
 from ninja_jwt.authentication import JWTAuth
 from pydantic import ConfigDict
 
-from backend.api.schemas import ErrorOut
+from backend.api.schemas import ErrorOut, InputText
 from backend.services.checkouts import checkout_create
 from backend.services.webhooks import MAX_PAYLOAD_BYTES, WebhookPayloadTooLarge, webhook_event_ingest
 
@@ -22,8 +22,8 @@ class CheckoutIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
     mentor_id: int
-    title: str = Field(min_length=1, max_length=200)
-    description: str = Field("", max_length=2000)
+    title: InputText = Field(min_length=1, max_length=200)
+    description: InputText = Field("", max_length=2000)
     scheduled_at: datetime = Field(description="ISO 8601 with a UTC offset, e.g. 2026-12-01T15:00:00Z")
     duration_minutes: int
 

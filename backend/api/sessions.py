@@ -2,10 +2,11 @@ from datetime import datetime
 from typing import Literal
 
 from ninja import Field, Router, Schema
-from ninja.pagination import PageNumberPagination, paginate
+from ninja.pagination import paginate
 from ninja_jwt.authentication import JWTAuth
 
-from backend.api.schemas import ErrorOut
+from backend.api.pagination import PageNumberPagination
+from backend.api.schemas import ErrorOut, InputText
 from backend.services.refunds import session_cancel
 from backend.services.sessions import session_get_for_user, session_list_for_user
 
@@ -35,7 +36,7 @@ class SessionOut(Schema):
 
 
 class CancelIn(Schema):
-    reason: str = Field("", max_length=500)
+    reason: InputText = Field("", max_length=500)
 
 
 @router.get("", response={200: list[SessionOut], 401: ErrorOut, 422: ErrorOut})

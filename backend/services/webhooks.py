@@ -4,7 +4,9 @@ The WebhookEvent row is both the idempotency record (unique stripe_event_id) and
 outbox: an event is stored before anything is enqueued, so a broker outage loses
 nothing (the sweep enqueues what is stuck in `received`).
 """
+import json
 import logging
+import re
 from collections.abc import Callable
 
 from django.db import connection, transaction
@@ -82,14 +84,16 @@ def webhook_event_store(event: dict) -> bool:
     handled = event_type in EVENT_HANDLERS
     status = WebhookEvent.Status.RECEIVED if handled else WebhookEvent.Status.IGNORED
     now = timezone.now()
-    json_field = WebhookEvent._meta.get_field("payload")
+    # Serialised here (PostgreSQL's jsonb and SQLite's text both take the string) so that
+    # NUL escapes, which jsonb refuses, can be dropped first.
+    payload = _without_nul_escapes(json.dumps(event))
     # One statement in autocommit: the row is durable when it returns, and on_commit
     # then runs at once (or after the caller's transaction, when there is one).
     with connection.cursor() as cursor:
         cursor.execute(
             _INSERT_IF_NEW,
             [event_id, event_type[:100], str(event.get("api_version") or "")[:50], bool(event.get("livemode")),
-             json_field.get_db_prep_value(event, connection), status, now, now],
+             payload, status, now, now],
         )
         created = cursor.fetchone() is not None
     if created and handled:
@@ -99,6 +103,16 @@ def webhook_event_store(event: dict) -> bool:
     else:
         logger.info("webhook %s (%s): duplicate delivery, nothing to do", event_id, event_type)
     return created
+
+
+# A \u0000 escape preceded by an even number of backslashes (so not an escaped "\\u0000").
+_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def _without_nul_escapes(payload_json: str) -> str:
+    # jsonb refuses \u0000 ("unsupported Unicode escape sequence"): drop NULs from strings
+    # rather than refuse the event forever, so a stray NUL in a customer's name can't lose a payment.
+    return _NUL_ESCAPE.sub(r"\1", payload_json)
 
 
 def webhook_event_enqueue(stripe_event_id: str) -> bool:
