@@ -1,0 +1,29 @@
+"""Mentor search (`?q=`, icontains on name and headline) through trigram indexes.
+
+Django's icontains on PostgreSQL is `UPPER(col::text) LIKE UPPER('%q%')`: a leading
+wildcard no b-tree can serve, but a pg_trgm GIN index on the same expression can.
+PostgreSQL only; on SQLite the catalogue is small and scanned.
+"""
+from django.db import migrations
+
+CREATE = """
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE INDEX IF NOT EXISTS mentor_name_trgm ON backend_mentor USING gin ((UPPER(name::text)) gin_trgm_ops);
+CREATE INDEX IF NOT EXISTS mentor_headline_trgm ON backend_mentor USING gin ((UPPER(headline::text)) gin_trgm_ops);
+"""
+DROP = "DROP INDEX IF EXISTS mentor_name_trgm; DROP INDEX IF EXISTS mentor_headline_trgm;"
+
+
+def create_indexes(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(CREATE)
+
+
+def drop_indexes(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(DROP)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("backend", "0006_list_and_stats_indexes")]
+    operations = [migrations.RunPython(create_indexes, drop_indexes)]
