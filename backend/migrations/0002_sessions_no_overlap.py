@@ -7,6 +7,8 @@ ORM would otherwise try to validate it on SQLite.
 """
 from django.db import migrations
 
+from backend.migrations._postgresql import postgresql_only
+
 CREATE = """
 CREATE EXTENSION IF NOT EXISTS btree_gist;
 ALTER TABLE sessions ADD CONSTRAINT sessions_mentor_no_overlap
@@ -15,17 +17,6 @@ ALTER TABLE sessions ADD CONSTRAINT sessions_mentor_no_overlap
 """
 DROP = "ALTER TABLE sessions DROP CONSTRAINT IF EXISTS sessions_mentor_no_overlap;"
 
-
-def create_constraint(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(CREATE)
-
-
-def drop_constraint(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(DROP)
-
-
 class Migration(migrations.Migration):
     dependencies = [("backend", "0001_initial")]
-    operations = [migrations.RunPython(create_constraint, drop_constraint)]
+    operations = [postgresql_only(CREATE, DROP)]

@@ -6,6 +6,8 @@ PostgreSQL only; on SQLite the catalogue is small and scanned.
 """
 from django.db import migrations
 
+from backend.migrations._postgresql import postgresql_only
+
 CREATE = """
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
 CREATE INDEX IF NOT EXISTS mentor_name_trgm ON backend_mentor USING gin ((UPPER(name::text)) gin_trgm_ops);
@@ -13,17 +15,6 @@ CREATE INDEX IF NOT EXISTS mentor_headline_trgm ON backend_mentor USING gin ((UP
 """
 DROP = "DROP INDEX IF EXISTS mentor_name_trgm; DROP INDEX IF EXISTS mentor_headline_trgm;"
 
-
-def create_indexes(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(CREATE)
-
-
-def drop_indexes(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(DROP)
-
-
 class Migration(migrations.Migration):
     dependencies = [("backend", "0006_list_and_stats_indexes")]
-    operations = [migrations.RunPython(create_indexes, drop_indexes)]
+    operations = [postgresql_only(CREATE, DROP)]
