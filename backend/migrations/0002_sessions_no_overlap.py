@@ -17,6 +17,7 @@ ALTER TABLE sessions ADD CONSTRAINT sessions_mentor_no_overlap
 """
 DROP = "ALTER TABLE sessions DROP CONSTRAINT IF EXISTS sessions_mentor_no_overlap;"
 
+
 class Migration(migrations.Migration):
     dependencies = [("backend", "0001_initial")]
     operations = [postgresql_only(CREATE, DROP)]

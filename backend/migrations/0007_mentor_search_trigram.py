@@ -15,6 +15,7 @@ CREATE INDEX IF NOT EXISTS mentor_headline_trgm ON backend_mentor USING gin ((UP
 """
 DROP = "DROP INDEX IF EXISTS mentor_name_trgm; DROP INDEX IF EXISTS mentor_headline_trgm;"
 
+
 class Migration(migrations.Migration):
     dependencies = [("backend", "0006_list_and_stats_indexes")]
     operations = [postgresql_only(CREATE, DROP)]
