@@ -1,4 +1,5 @@
 """Mentor catalogue and stats."""
+from django.db import transaction
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -30,19 +31,24 @@ def mentor_stats_recompute(*, mentor_id: int) -> Mentor | None:
     """Recompute the stats from paid, non-refunded sessions in one aggregate query.
 
     Derived from the sessions rather than incremented, so running it twice, late, or
-    out of order always gives the same answer.
+    out of order always gives the same answer. The mentor row is locked before the
+    sessions are read: a recompute that waits behind a booking transaction (which holds
+    that lock) then sees the booking, instead of writing totals from before it.
     """
-    totals = Session.objects.filter(
-        mentor_id=mentor_id, payment_status=Session.PaymentStatus.PAID
-    ).exclude(status=Session.Status.CANCELLED).aggregate(
-        sessions=Count("id"),
-        minutes=Coalesce(Sum("duration_minutes"), 0),
-        earnings=Coalesce(Sum("amount"), 0) - Coalesce(Sum("refunded_amount"), 0),
-    )
-    updated = Mentor.objects.filter(pk=mentor_id).update(
-        total_sessions=totals["sessions"],
-        total_minutes=totals["minutes"],
-        total_earnings=totals["earnings"],
-        stats_updated_at=timezone.now(),
-    )
-    return Mentor.objects.get(pk=mentor_id) if updated else None
+    with transaction.atomic():
+        if not Mentor.objects.select_for_update().filter(pk=mentor_id).exists():
+            return None
+        totals = Session.objects.filter(
+            mentor_id=mentor_id, payment_status=Session.PaymentStatus.PAID
+        ).exclude(status=Session.Status.CANCELLED).aggregate(
+            sessions=Count("id"),
+            minutes=Coalesce(Sum("duration_minutes"), 0),
+            earnings=Coalesce(Sum("amount"), 0) - Coalesce(Sum("refunded_amount"), 0),
+        )
+        Mentor.objects.filter(pk=mentor_id).update(
+            total_sessions=totals["sessions"],
+            total_minutes=totals["minutes"],
+            total_earnings=totals["earnings"],
+            stats_updated_at=timezone.now(),
+        )
+    return Mentor.objects.get(pk=mentor_id)
