@@ -30,21 +30,6 @@ class WebhookPayloadInvalid(Exception):
 
 
 @dataclass(frozen=True)
-class CheckoutSessionInfo:
-    id: str
-    url: str | None
-    status: str  # open | complete | expired
-    payment_status: str  # paid | unpaid | no_payment_required
-    payment_intent: str | None
-    amount_total: int | None
-    currency: str | None
-    client_reference_id: str | None
-    metadata: dict
-    created: int
-    expires_at: int
-
-
-@dataclass(frozen=True)
 class RefundInfo:
     id: str
     status: str
@@ -85,25 +70,6 @@ def _domain_error(exc: stripe.StripeError) -> Exception:
     return PaymentProviderError(f"Stripe refused the request: {message}", code=getattr(exc, "code", None) or None)
 
 
-def _checkout_session_info(session) -> CheckoutSessionInfo:
-    payment_intent = session.payment_intent
-    if payment_intent is not None and not isinstance(payment_intent, str):
-        payment_intent = payment_intent.id  # expanded
-    return CheckoutSessionInfo(
-        id=session.id,
-        url=session.url,
-        status=session.status,
-        payment_status=session.payment_status,
-        payment_intent=payment_intent,
-        amount_total=session.amount_total,
-        currency=session.currency,
-        client_reference_id=session.client_reference_id,
-        metadata=session.metadata.to_dict() if session.metadata else {},
-        created=session.created,
-        expires_at=session.expires_at,
-    )
-
-
 def checkout_session_create(
     *,
     idempotency_key: str,
@@ -117,8 +83,8 @@ def checkout_session_create(
     expires_at: datetime,
     success_url: str,
     cancel_url: str,
-) -> CheckoutSessionInfo:
-    """A hosted Checkout Session for one payment of `amount` minor units."""
+) -> dict:
+    """A hosted Checkout Session for one payment of `amount` minor units, as Stripe's JSON."""
     params = {
         "mode": "payment",
         "line_items": [
@@ -143,7 +109,7 @@ def checkout_session_create(
         session = _client().v1.checkout.sessions.create(params=params, options={"idempotency_key": idempotency_key})
     except stripe.StripeError as exc:
         raise _domain_error(exc) from exc
-    return _checkout_session_info(session)
+    return session.to_dict()
 
 
 def checkout_session_retrieve(checkout_session_id: str) -> dict:

@@ -119,8 +119,8 @@ def checkout_create(
         logger.warning("checkout %s: Stripe failed, hold released", checkout.pk)
         raise
 
-    checkout.stripe_checkout_session_id = stripe_session.id
-    checkout.checkout_url = stripe_session.url or ""
+    checkout.stripe_checkout_session_id = stripe_session["id"]
+    checkout.checkout_url = stripe_session.get("url") or ""
     checkout.save(update_fields=["stripe_checkout_session_id", "checkout_url", "updated_at"])
-    logger.info("checkout %s: holding %s for mentor %s as %s", checkout.pk, scheduled_at, mentor.pk, stripe_session.id)
+    logger.info("checkout %s: holding %s for mentor %s as %s", checkout.pk, scheduled_at, mentor.pk, stripe_session["id"])
     return checkout

@@ -7,6 +7,8 @@ emails, refunds) is queued on commit.
 """
 import logging
 
+from django.db import transaction
+
 from backend.errors import PaymentMismatch, PrerequisiteMissing
 from backend.models import Checkout, Mentor, Refund, Session
 from backend.services.followups import notification_on_commit, refund_execute_on_commit, stats_recompute_on_commit
@@ -174,10 +176,11 @@ def dispute_open(*, dispute: dict) -> Session:
     if not session.is_disputed:
         session.is_disputed = True
         session.save(update_fields=["is_disputed", "updated_at"])
-        admin_alert(
+        # Mailed after commit: no SMTP round trip while the session row is locked.
+        transaction.on_commit(lambda: admin_alert(
             subject=f"Dispute opened on session {session.pk}",
             message=(f"Dispute {dispute.get('id')} ({dispute.get('reason')}) for {dispute.get('amount')} "
                      f"{(dispute.get('currency') or '').upper()} on session {session.pk} \"{session.title}\", "
                      f"payment {session.stripe_payment_id}. Respond in the Stripe Dashboard."),
-        )
+        ), robust=True)
     return session
