@@ -92,21 +92,23 @@ class WebhookEventAdmin(admin.ModelAdmin):
 
 @admin.register(Refund)
 class RefundAdmin(admin.ModelAdmin):
-    list_display = ["id", "session", "amount", "currency", "status", "stripe_refund_id", "attempts", "created_at"]
-    list_filter = ["status", "currency"]
+    list_display = ["id", "session", "amount", "currency", "status", "failure_reason", "stripe_refund_id", "attempts",
+                    "created_at"]
+    list_filter = ["status", "currency", "failure_reason"]
     search_fields = ["stripe_refund_id", "session__title", "session__stripe_payment_id"]
     raw_id_fields = ["session", "requested_by"]
     actions = ["retry_selected"]
 
-    @admin.action(description="Retry selected (failed before reaching Stripe)")
+    @admin.action(description="Retry selected failed refunds (a new refund of what is left)")
     def retry_selected(self, request, queryset):
-        queued = refunds_retry(refund_ids=list(queryset.values_list("pk", flat=True)))
-        self.message_user(request, f"{queued} refund(s) queued again.")
+        started = refunds_retry(refund_ids=list(queryset.values_list("pk", flat=True)), staff=request.user)
+        self.message_user(request, f"{started} new refund(s) started; the rest had nothing left to refund "
+                                   "or a refund already on its way.", messages.SUCCESS if started else messages.WARNING)
 
 
 @admin.register(Notification)
 class NotificationAdmin(admin.ModelAdmin):
-    list_display = ["id", "session", "kind", "recipient", "email", "sent_at"]
-    list_filter = ["kind", "recipient"]
+    list_display = ["id", "session", "kind", "recipient", "email", "sent_at", "refused_at"]
+    list_filter = ["kind", "recipient", ("refused_at", admin.EmptyFieldListFilter)]
     search_fields = ["email", "session__title"]
     raw_id_fields = ["session"]

@@ -65,3 +65,13 @@ class PaymentMismatch(ApplicationError):
     """Stripe's amount, currency or ids disagree with our Checkout: never book it."""
 
     code = "payment_mismatch"
+
+
+class WebhookRejected(ApplicationError):
+    """The body is not a Stripe event for us; Stripe should not retry it."""
+
+    code = "webhook_rejected"
+
+
+class WebhookPayloadTooLarge(WebhookRejected):
+    code = "payload_too_large"

@@ -9,7 +9,6 @@ the same calls go to the offline sandbox; unset, to Stripe.
 import json
 import logging
 import time
-from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
@@ -27,15 +26,6 @@ MAX_NETWORK_RETRIES = 2
 
 class WebhookPayloadInvalid(Exception):
     """The body is not a Stripe event signed with one of our secrets."""
-
-
-@dataclass(frozen=True)
-class RefundInfo:
-    id: str
-    status: str
-    amount: int
-    currency: str
-    payment_intent: str | None
 
 
 @lru_cache(maxsize=4)
@@ -127,16 +117,36 @@ def checkout_session_expire(checkout_session_id: str) -> dict:
         raise _domain_error(exc) from exc
 
 
-def refund_create(*, idempotency_key: str, payment_intent: str, amount: int, metadata: dict[str, str]) -> RefundInfo:
+def refund_create(*, idempotency_key: str, payment_intent: str, amount: int, metadata: dict[str, str]) -> dict:
+    """A refund of `amount` minor units, as Stripe's JSON (the shape of a refund event's data.object)."""
     params = {"payment_intent": payment_intent, "amount": amount, "metadata": metadata}
     try:
         refund = _client().v1.refunds.create(params=params, options={"idempotency_key": idempotency_key})
     except stripe.StripeError as exc:
         raise _domain_error(exc) from exc
-    return RefundInfo(
-        id=refund.id, status=refund.status, amount=refund.amount, currency=refund.currency,
-        payment_intent=refund.payment_intent if isinstance(refund.payment_intent, str) else None,
-    )
+    return refund.to_dict()
+
+
+def refunds_list(*, payment_intent: str) -> list[dict]:
+    """Every refund of a PaymentIntent as Stripe has it now, newest first."""
+    try:
+        page = _client().v1.refunds.list(params={"payment_intent": payment_intent, "limit": 100})
+        return [refund.to_dict() for refund in page.auto_paging_iter()]
+    except stripe.StripeError as exc:
+        raise _domain_error(exc) from exc
+
+
+def charge_refundable(*, payment_intent: str) -> int:
+    """What Stripe would still refund of a PaymentIntent's charge now: amount - amount_refunded
+    (pending refunds count as refunded, as on Stripe's charge)."""
+    try:
+        intent = _client().v1.payment_intents.retrieve(payment_intent, params={"expand": ["latest_charge"]})
+    except stripe.StripeError as exc:
+        raise _domain_error(exc) from exc
+    charge = intent.latest_charge
+    if charge is None or isinstance(charge, str):
+        return 0
+    return max(0, charge.amount - charge.amount_refunded)
 
 
 def events_list(*, types: list[str], created_gte: int, delivery_success: bool | None = None, limit: int = 100):

@@ -9,7 +9,6 @@ from ninja_extra.exceptions import APIException
 from backend import errors
 from backend.api import auth, health, mentors, payments, sessions
 from backend.services.auth import LoginRateLimited
-from backend.services.webhooks import WebhookPayloadTooLarge, WebhookRejected
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +25,8 @@ api.add_router("/payments", payments.router)
 api.add_router("/health", health.router)
 
 DOMAIN_ERROR_STATUS = {
-    WebhookPayloadTooLarge: 413,
-    WebhookRejected: 400,
+    errors.WebhookPayloadTooLarge: 413,
+    errors.WebhookRejected: 400,
     errors.InvalidInput: 422,
     errors.NotAllowed: 400,
     errors.NotAuthenticated: 401,

@@ -7,7 +7,7 @@ from ninja_jwt.authentication import JWTAuth
 
 from backend.api.pagination import PageNumberPagination
 from backend.api.schemas import ErrorOut, InputText
-from backend.services.refunds import session_cancel
+from backend.services.cancellations import session_cancel
 from backend.services.sessions import session_get_for_user, session_list_for_user
 
 router = Router(tags=["sessions"], auth=JWTAuth())

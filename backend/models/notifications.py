@@ -19,6 +19,9 @@ class Notification(models.Model):
     recipient = models.CharField(max_length=10, choices=Recipient.choices)
     email = models.EmailField()
     sent_at = models.DateTimeField(null=True, blank=True)
+    # The mail server refused the address for good (5xx): never retried, by the task or the sweep.
+    refused_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

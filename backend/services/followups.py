@@ -28,3 +28,11 @@ def refund_execute_on_commit(refund_id: int) -> None:
     from backend.tasks.refunds import refund_execute_task
 
     _on_commit(lambda: refund_execute_task.delay(refund_id))
+
+
+def admin_alert_on_commit(*, subject: str, message: str) -> None:
+    """Mail the admins once the change they hear about is committed: never about a change a
+    rollback takes back, and no SMTP round trip while its rows are locked."""
+    from backend.services.notifications import admin_alert
+
+    _on_commit(lambda: admin_alert(subject=subject, message=message))

@@ -7,13 +7,12 @@ emails, refunds) is queued on commit.
 """
 import logging
 
-from django.db import transaction
-
 from backend.errors import PaymentMismatch, PrerequisiteMissing
-from backend.models import Checkout, Mentor, Refund, Session
-from backend.services.followups import notification_on_commit, refund_execute_on_commit, stats_recompute_on_commit
+from backend.models import Checkout, Mentor, Session
+from backend.services.followups import admin_alert_on_commit, notification_on_commit, stats_recompute_on_commit
 from backend.services.mentors import mentor_stats_recompute
-from backend.services.notifications import admin_alert
+from backend.services.refunds import refund_full_create
+from backend.services.sessions import session_for_payment
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +28,7 @@ def _checkout_for(stripe_session: dict) -> Checkout | None:
     return checkout
 
 
-def _check_against(checkout: Checkout, stripe_session: dict) -> None:
+def _mismatches(checkout: Checkout, stripe_session: dict) -> list[str]:
     problems = []
     if stripe_session.get("amount_total") != checkout.amount:
         problems.append(f"amount_total {stripe_session.get('amount_total')} != {checkout.amount}")
@@ -41,36 +40,11 @@ def _check_against(checkout: Checkout, stripe_session: dict) -> None:
     metadata_id = (stripe_session.get("metadata") or {}).get("checkout_id")
     if metadata_id is not None and metadata_id != str(checkout.pk):
         problems.append(f"metadata.checkout_id {metadata_id} != {checkout.pk}")
-    if problems:
-        message = f"Stripe session {stripe_session['id']} disagrees with checkout {checkout.pk}: " + "; ".join(problems)
-        admin_alert(subject="Payment mismatch: not booked", message=message)
-        raise PaymentMismatch(message)
+    return problems
 
 
-def checkout_fulfil(*, stripe_session: dict) -> Session | None:
-    """checkout.session.completed: create the Session exactly once.
-
-    Paid: booked, stats and confirmations follow. Unpaid (a delayed method): booked as
-    pending, the async events settle it. If the hold expired and someone else booked
-    the slot meanwhile, the payment can't be honoured: the session is recorded as
-    cancelled and refunded in full, and the mentee is told.
-    """
-    if stripe_session.get("mode", "payment") != "payment":
-        return None
-    checkout = _checkout_for(stripe_session)
-    if checkout is None:
-        logger.warning("checkout session %s is not one of ours; ignored", stripe_session["id"])
-        return None
-    existing = Session.objects.filter(stripe_checkout_session_id=stripe_session["id"]).first()
-    if existing:
-        return existing
-    _check_against(checkout, stripe_session)
-
-    Mentor.objects.select_for_update().filter(pk=checkout.mentor_id).first()  # serialise with bookings
-    slot_taken = Session.objects.filter(
-        mentor_id=checkout.mentor_id, status=Session.Status.SCHEDULED,
-        scheduled_at__lt=checkout.ends_at, ends_at__gt=checkout.scheduled_at,
-    ).exists()
+def _session_create(checkout: Checkout, stripe_session: dict, *, status: str, amount: int, currency: str) -> Session:
+    """The Session of a completed Checkout, and the Checkout marked complete."""
     paid = stripe_session.get("payment_status") == "paid"
     session = Session.objects.create(
         mentor_id=checkout.mentor_id,
@@ -81,9 +55,9 @@ def checkout_fulfil(*, stripe_session: dict) -> Session | None:
         scheduled_at=checkout.scheduled_at,
         duration_minutes=checkout.duration_minutes,
         ends_at=checkout.ends_at,
-        amount=checkout.amount,
-        currency=checkout.currency,
-        status=Session.Status.CANCELLED if slot_taken else Session.Status.SCHEDULED,
+        amount=amount,
+        currency=currency,
+        status=status,
         payment_status=Session.PaymentStatus.PAID if paid else Session.PaymentStatus.PENDING,
         stripe_payment_id=stripe_session.get("payment_intent"),
         stripe_checkout_session_id=stripe_session["id"],
@@ -91,17 +65,62 @@ def checkout_fulfil(*, stripe_session: dict) -> Session | None:
     checkout.stripe_checkout_session_id = stripe_session["id"]
     checkout.status = Checkout.Status.COMPLETE
     checkout.save(update_fields=["stripe_checkout_session_id", "status", "updated_at"])
+    return session
+
+
+def _mismatch_refund(checkout: Checkout, stripe_session: dict, problems: list[str]) -> Session:
+    """Never booked: the payment is recorded as a cancelled session of what Stripe captured,
+    refunded in full, and the admins are told once, after commit."""
+    message = (f"Stripe session {stripe_session['id']} disagrees with checkout {checkout.pk}: " + "; ".join(problems)
+               + ". Not booked; the payment is refunded in full.")
+    amount, currency = stripe_session.get("amount_total"), (stripe_session.get("currency") or "").lower()
+    if not isinstance(amount, int) or amount <= 0 or len(currency) != 3:
+        raise PaymentMismatch(message + " (Nothing to refund automatically: check it in the Stripe Dashboard.)")
+    session = _session_create(checkout, stripe_session, status=Session.Status.CANCELLED, amount=amount,
+                              currency=currency)
+    refund_full_create(session=session, reason="payment did not match the booking")
+    notification_on_commit(session.pk, "cancelled")  # the mentee paid and gets no booking: say so
+    admin_alert_on_commit(subject=f"Payment mismatch: not booked, refunded (session {session.pk})", message=message)
+    logger.error("%s", message)
+    return session
+
+
+def checkout_fulfil(*, stripe_session: dict) -> Session | None:
+    """checkout.session.completed: create the Session exactly once.
+
+    Paid: booked, stats and confirmations follow. Unpaid (a delayed method): booked as
+    pending, the async events settle it. If the hold expired and someone else booked
+    the slot meanwhile, the payment can't be honoured: the session is recorded as
+    cancelled and refunded in full, and the mentee is told. If Stripe's amount, currency
+    or ids disagree with our Checkout, it is never booked: refunded in full, admins told.
+    """
+    if stripe_session.get("mode", "payment") != "payment":
+        return None
+    checkout = _checkout_for(stripe_session)
+    if checkout is None:
+        logger.warning("checkout session %s is not one of ours; ignored", stripe_session["id"])
+        return None
+    existing = Session.objects.filter(stripe_checkout_session_id=stripe_session["id"]).first()
+    if existing:
+        return existing
+    problems = _mismatches(checkout, stripe_session)
+    if problems:
+        return _mismatch_refund(checkout, stripe_session, problems)
+
+    Mentor.objects.select_for_update().filter(pk=checkout.mentor_id).first()  # serialise with bookings
+    slot_taken = Session.objects.filter(
+        mentor_id=checkout.mentor_id, status=Session.Status.SCHEDULED,
+        scheduled_at__lt=checkout.ends_at, ends_at__gt=checkout.scheduled_at,
+    ).exists()
+    session = _session_create(checkout, stripe_session, amount=checkout.amount, currency=checkout.currency,
+                              status=Session.Status.CANCELLED if slot_taken else Session.Status.SCHEDULED)
 
     if slot_taken:
         logger.warning("session %s: slot was taken after the hold expired; refunding", session.pk)
-        notification_on_commit(session.pk, "cancelled")
-        if paid:
-            refund_execute_on_commit(
-                Refund.objects.create(session=session, amount=session.amount, currency=session.currency,
-                                      reason="slot no longer available").pk
-            )
+        notification_on_commit(session.pk, "cancelled")  # to the mentee only: the mentor never had it
+        refund_full_create(session=session, reason="slot no longer available")
         return session
-    if paid:
+    if session.payment_status == Session.PaymentStatus.PAID:
         # In this transaction, under the mentor lock taken above: one query, and one task
         # less per payment than queuing it (the confirmation stays a task: it sends mail).
         mentor_stats_recompute(mentor_id=session.mentor_id)
@@ -131,8 +150,7 @@ def checkout_async_payment_succeeded(*, stripe_session: dict) -> Session | None:
         stats_recompute_on_commit(session.mentor_id)
         notification_on_commit(session.pk, "booked")
     else:  # cancelled while the debit was pending: the money goes back
-        refund_execute_on_commit(Refund.objects.create(session=session, amount=session.amount, currency=session.currency,
-                                            reason="cancelled before the payment cleared").pk)
+        refund_full_create(session=session, reason="cancelled before the payment cleared")
     return session
 
 
@@ -159,28 +177,16 @@ def checkout_expire(*, stripe_session: dict) -> Checkout | None:
     return checkout
 
 
-def session_for_payment(payment_intent: str | None) -> Session:
-    """The session paid by a PaymentIntent, locked. Missing: retry later (its completion may
-    still be on its way), unless the PaymentIntent is plainly not ours."""
-    if not payment_intent:
-        raise PrerequisiteMissing("event carries no payment_intent")
-    session = Session.objects.select_for_update().filter(stripe_payment_id=payment_intent).first()
-    if session is None:
-        raise PrerequisiteMissing(f"no session for payment {payment_intent} yet")
-    return session
-
-
 def dispute_open(*, dispute: dict) -> Session:
     """charge.dispute.created: flag the session and tell the admins."""
     session = session_for_payment(dispute.get("payment_intent"))
     if not session.is_disputed:
         session.is_disputed = True
         session.save(update_fields=["is_disputed", "updated_at"])
-        # Mailed after commit: no SMTP round trip while the session row is locked.
-        transaction.on_commit(lambda: admin_alert(
+        admin_alert_on_commit(
             subject=f"Dispute opened on session {session.pk}",
             message=(f"Dispute {dispute.get('id')} ({dispute.get('reason')}) for {dispute.get('amount')} "
                      f"{(dispute.get('currency') or '').upper()} on session {session.pk} \"{session.title}\", "
                      f"payment {session.stripe_payment_id}. Respond in the Stripe Dashboard."),
-        ), robust=True)
+        )
     return session

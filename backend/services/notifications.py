@@ -26,6 +26,7 @@ Recipient = Notification.Recipient
 
 RECIPIENTS: dict[str, tuple[str, ...]] = {
     Kind.BOOKED: (Recipient.MENTEE, Recipient.MENTOR),
+    # The mentor only when they were told of the booking (see _recipients).
     Kind.REFUNDED: (Recipient.MENTEE, Recipient.MENTOR),
     Kind.CANCELLED: (Recipient.MENTEE, Recipient.MENTOR),
     # The mentor never heard of a booking whose payment failed.
@@ -65,16 +66,27 @@ def notification_send(*, session_id: int, kind: str) -> int:
         return 0
 
     sent = 0
-    for recipient in RECIPIENTS[kind]:
+    for recipient in _recipients(session, kind):
         address = _party(session, recipient)[1]
         notification, _ = Notification.objects.get_or_create(
             session=session, kind=kind, recipient=recipient, defaults={"email": address}
         )
         with transaction.atomic():
             notification = Notification.objects.select_for_update().get(pk=notification.pk)
-            if notification.sent_at is not None:
+            if notification.sent_at is not None or notification.refused_at is not None:
                 continue
-            _email_build(session=session, kind=kind, recipient=recipient, to=notification.email).send()
+            try:
+                _email_build(session=session, kind=kind, recipient=recipient, to=notification.email).send()
+            except smtplib.SMTPRecipientsRefused as exc:
+                if not _refused_for_good(exc):
+                    raise
+                # A 5xx for the address: no retry will change the answer (nor the sweep's).
+                notification.refused_at = timezone.now()
+                notification.last_error = str(exc.recipients)[:4000]
+                notification.save(update_fields=["refused_at", "last_error"])
+                logger.warning("%s email to the %s of session %s refused for good: %s", kind, recipient,
+                               session.pk, notification.last_error)
+                continue
             notification.sent_at = timezone.now()
             notification.save(update_fields=["sent_at"])
         sent += 1
@@ -82,10 +94,28 @@ def notification_send(*, session_id: int, kind: str) -> int:
     return sent
 
 
+def _recipients(session: Session, kind: str) -> tuple[str, ...]:
+    """Who gets `kind` about this session. The mentor hears of a cancellation or refund only
+    if they were told of the booking: a session whose slot was lost, or whose payment did
+    not match, was never theirs."""
+    recipients = RECIPIENTS[kind]
+    if kind in (Kind.CANCELLED, Kind.REFUNDED) and not Notification.objects.filter(
+        session=session, kind=Kind.BOOKED, recipient=Recipient.MENTOR
+    ).exists():
+        recipients = tuple(r for r in recipients if r != Recipient.MENTOR)
+    return recipients
+
+
+def _refused_for_good(exc: smtplib.SMTPRecipientsRefused) -> bool:
+    """Every recipient refused with a permanent (5xx) reply; a 4xx is worth another try."""
+    return bool(exc.recipients) and all(code >= 500 for code, _ in exc.recipients.values())
+
+
 def admin_alert(*, subject: str, message: str) -> None:
     """Tell the admins (settings.ADMINS) about something a person must look at.
 
-    Used for disputes and amount mismatches. Callers pass ids and amounts only, never
+    Used for disputes, amount mismatches and failures that need a person (events and
+    refunds failed for good); queued after commit through followups.admin_alert_on_commit. Callers pass ids and amounts only, never
     keys, webhook secrets or card data. The alert is logged first and a mail failure is
     only logged: an alert must not make the payment handler that raised it fail.
     """

@@ -109,8 +109,8 @@ FOLLOWUP_WINDOW = timedelta(days=3)
 
 def followups_sweep() -> dict[str, int]:
     """Queue again what a committed change should have set going, judged from the rows:
-    refunds still `requested` (Stripe never asked), booked or refunded sessions without
-    their sent confirmation, mentors whose stats are older than their latest session
+    refunds still `requested` (Stripe never asked), sessions without the email of every
+    kind their state calls for (unless the address was refused for good), mentors whose stats are older than their latest session
     change. Every task it queues is idempotent, so queuing one twice is harmless."""
     now = timezone.now()
     settled = now - STUCK_RECEIVED_AFTER
@@ -122,15 +122,24 @@ def followups_sweep() -> dict[str, int]:
         refund_execute_on_commit(refund_id)
         queued["refunds"] += 1
 
-    sent = Notification.objects.filter(session=OuterRef("pk"), recipient=Notification.Recipient.MENTEE,
-                                       sent_at__isnull=False)
+    # Done: sent, or refused for good by the mail server (retrying can't change that).
+    done = Notification.objects.filter(session=OuterRef("pk"), recipient=Notification.Recipient.MENTEE).filter(
+        Q(sent_at__isnull=False) | Q(refused_at__isnull=False)
+    )
+    in_flight = Refund.objects.filter(session=OuterRef("pk"), status__in=[Refund.Status.REQUESTED, Refund.Status.PENDING])
+    cancelled = Q(status=Session.Status.CANCELLED)
     due = {
         Notification.Kind.BOOKED: Q(payment_status=Session.PaymentStatus.PAID, status=Session.Status.SCHEDULED),
-        Notification.Kind.REFUNDED: Q(payment_status=Session.PaymentStatus.REFUNDED),
+        # Announced only once Stripe says every refund succeeded.
+        Notification.Kind.REFUNDED: Q(payment_status=Session.PaymentStatus.REFUNDED) & ~Q(Exists(in_flight)),
+        Notification.Kind.CANCELLED: cancelled & ~Q(payment_status=Session.PaymentStatus.PENDING),
+        # Cancelled before paying: the delayed debit failed (a lost slot's notice is `cancelled`).
+        Notification.Kind.PAYMENT_FAILED: cancelled & Q(payment_status=Session.PaymentStatus.PENDING)
+        & ~Q(Exists(Notification.objects.filter(session=OuterRef("pk"), kind=Notification.Kind.CANCELLED))),
     }
     for kind, condition in due.items():
         unsent = Session.objects.filter(condition, updated_at__lt=settled, updated_at__gte=recent).exclude(
-            Exists(sent.filter(kind=kind))
+            Exists(done.filter(kind=kind))
         )
         for session_id in unsent.values_list("pk", flat=True)[:500]:
             notification_on_commit(session_id, kind)

@@ -2,7 +2,7 @@
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from backend.errors import NotFound
+from backend.errors import NotFound, PrerequisiteMissing
 from backend.models import Mentor, Session, User
 
 
@@ -28,6 +28,17 @@ def session_get_for_user(*, user: User, session_id: int) -> Session:
     )
     if session is None:
         raise NotFound(f"Session {session_id} not found", field="session_id")
+    return session
+
+
+def session_for_payment(payment_intent: str | None) -> Session:
+    """The session paid by a PaymentIntent, locked. Missing: retry later (its completion may
+    still be on its way), unless the PaymentIntent is plainly not ours."""
+    if not payment_intent:
+        raise PrerequisiteMissing("event carries no payment_intent")
+    session = Session.objects.select_for_update().filter(stripe_payment_id=payment_intent).first()
+    if session is None:
+        raise PrerequisiteMissing(f"no session for payment {payment_intent} yet")
     return session
 
 

@@ -14,23 +14,14 @@ from django.db.models import F
 from django.utils import timezone
 
 from backend import stripe_gateway
-from backend.errors import ApplicationError
+from backend.errors import WebhookPayloadTooLarge, WebhookRejected
 from backend.models import WebhookEvent
 from backend.services import fulfilment, refunds
+from backend.services.followups import admin_alert_on_commit
 
 logger = logging.getLogger(__name__)
 
 MAX_PAYLOAD_BYTES = 1024 * 1024
-
-
-class WebhookRejected(ApplicationError):
-    """The body is not a Stripe event for us; Stripe should not retry it."""
-
-    code = "webhook_rejected"
-
-
-class WebhookPayloadTooLarge(WebhookRejected):
-    code = "payload_too_large"
 
 
 def _data_object(handler: Callable[..., object], argument: str) -> Callable[[dict], object]:
@@ -46,6 +37,7 @@ EVENT_HANDLERS: dict[str, Callable[[dict], object]] = {
     "charge.refunded": _data_object(refunds.charge_refunded_apply, "charge"),
     "refund.created": _data_object(refunds.refund_event_apply, "refund"),
     "refund.updated": _data_object(refunds.refund_event_apply, "refund"),
+    "refund.failed": _data_object(refunds.refund_event_apply, "refund"),
     "charge.dispute.created": _data_object(fulfilment.dispute_open, "dispute"),
 }
 
@@ -169,6 +161,13 @@ def webhook_event_record_failure(*, stripe_event_id: str, error: BaseException, 
         event = WebhookEvent.objects.select_for_update().filter(stripe_event_id=stripe_event_id).first()
         if event is None or event.status == WebhookEvent.Status.PROCESSED:
             return
+        if final and event.status != WebhookEvent.Status.FAILED:  # once per failure, not per repeat
+            admin_alert_on_commit(
+                subject=f"Stripe event {stripe_event_id} failed for good",
+                message=(f"Event {stripe_event_id} ({event.type}) failed after {event.attempts} attempt(s): "
+                         f"{error.__class__.__name__}: {error}"[:4000]
+                         + "\nSee it in the admin (Webhook events, status failed); \"Retry selected\" runs it again."),
+            )
         event.status = status
         event.last_error = f"{error.__class__.__name__}: {error}"[:4000]
         event.save(update_fields=["status", "last_error", "updated_at"])
