@@ -8,11 +8,13 @@ import httpx
 import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
+from django.utils import timezone
 
 from backend.models import Checkout, Notification, Refund, Session, WebhookEvent
 from tests.conftest import WEBHOOK_SECRET
 from tests.factories import future_slot, login, make_mentor, make_session, make_user
 from tests.flows.conftest import charge_of, checkout, paid_session, wait_for
+from tests.smtp import SMTPServer
 from tests.webhooks import signature_header
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -191,3 +193,22 @@ def test_the_lost_slot_notice_goes_to_the_mentee_only(client, payments):
     assert emails_to(late.email, "Session cancelled")
     assert not Notification.objects.filter(session=lost, recipient="mentor").exists()
     assert not [m for m in mail.outbox if m.to == [mentor.user.email]]
+
+
+def test_an_address_the_mail_server_refuses_for_good_is_not_retried_by_the_task_or_the_sweep(client, payments,
+                                                                                               settings):
+    from backend.services.reconciliation import followups_sweep
+
+    mentee = make_user()
+    with SMTPServer(refused=[mentee.email]) as smtp:
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_USE_TLS = "127.0.0.1", smtp.port, False
+        session = paid_session(client, payments, mentee, make_mentor())
+        refused = wait_for(lambda: Notification.objects.filter(session=session, recipient="mentee",
+                                                               refused_at__isnull=False).first(), message="refused")
+        assert "550" in refused.last_error and refused.sent_at is None
+        wait_for(lambda: Notification.objects.filter(session=session, recipient="mentor", sent_at__isnull=False).exists(),
+                 message="the mentor's copy still goes")
+        Session.objects.filter(pk=session.pk).update(updated_at=timezone.now() - timedelta(minutes=2))
+        assert followups_sweep()["notifications"] == 0
+        assert smtp.rcpt_to.count(mentee.email.lower()) == 1

@@ -3,6 +3,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core import mail
 from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
@@ -145,6 +146,8 @@ def test_a_failing_handler_retries_ends_failed_and_an_admin_retry_fulfils_it(cli
         with connection.cursor() as cursor:
             cursor.execute("DROP TRIGGER refuse_sessions ON sessions; DROP FUNCTION refuse_sessions();")
     assert not Session.objects.exists()
+    alerts = [m for m in mail.outbox if m.to == ["admin@myroadmap.local"] and failed.stripe_event_id in m.subject]
+    assert len(alerts) == 1  # once, for the final failure, not per attempt
 
     admin = admin_client(client)
     listing = admin.get("/admin/backend/webhookevent/?status__exact=failed")
@@ -167,12 +170,16 @@ def test_a_refund_during_a_stripe_outage_fails_and_an_admin_retry_sends_it(clien
     refund = wait_for(lambda: Refund.objects.filter(session=session, status="failed").first(), timeout=60,
                       message="refund failed after retries")
     assert "unavailable" in refund.last_error.lower()
+    wait_for(lambda: [m for m in mail.outbox if m.to == ["admin@myroadmap.local"] and f"Refund {refund.pk} " in m.subject],
+             message="admins told")
 
     settings.STRIPE_API_BASE = payments.api_base  # Stripe is back
     admin = admin_client(client)
     admin.post("/admin/backend/refund/", {"action": "retry_selected", "_selected_action": [refund.pk]})
     wait_for(lambda: Session.objects.get(pk=session.pk).payment_status == "refunded", message="refunded after retry")
-    assert Refund.objects.get(pk=refund.pk).status == "succeeded"
+    # A new refund with its own idempotency key; the failed one stays, for the record.
+    assert Refund.objects.get(pk=refund.pk).status == "failed"
+    assert Refund.objects.get(session=session, status="succeeded").pk != refund.pk
 
 
 def test_followups_whose_queuing_was_lost_are_queued_by_the_sweep(client, payments):

@@ -107,8 +107,14 @@ def test_payment_failed_goes_only_to_the_mentee(mailoutbox):
     assert list(Notification.objects.filter(session=session).values_list("recipient", flat=True)) == ["mentee"]
 
 
+def told_of_the_booking(session, mailoutbox):
+    assert notification_send(session_id=session.id, kind="booked") == 2
+    mailoutbox.clear()
+
+
 def test_refunded_shows_the_refunded_amount(mailoutbox):
     session = booked_session(refunded_amount=4550, payment_status="refunded")
+    told_of_the_booking(session, mailoutbox)
 
     assert notification_send(session_id=session.id, kind="refunded") == 2
 
@@ -119,6 +125,7 @@ def test_refunded_shows_the_refunded_amount(mailoutbox):
 
 def test_cancelled_reaches_both_with_a_calendar_cancellation(mailoutbox):
     session = booked_session(status="cancelled")
+    told_of_the_booking(session, mailoutbox)
 
     assert notification_send(session_id=session.id, kind="cancelled") == 2
 
@@ -195,3 +202,11 @@ def test_worker_sends_booked_emails_once(celery_session_worker, settings):
     mentor_stats_recompute_task.delay(session.mentor_id)
     assert wait_for(lambda: Mentor.objects.get(pk=session.mentor_id).stats_updated_at is not None)
     assert sorted(m.to[0] for m in mail.outbox) == sorted([session.mentee.email, session.mentor.user.email])
+
+
+def test_a_session_the_mentor_never_had_is_cancelled_and_refunded_to_the_mentee_only(mailoutbox):
+    session = booked_session(status="cancelled", payment_status="refunded", refunded_amount=12000)  # a lost slot
+
+    assert notification_send(session_id=session.id, kind="cancelled") == 1
+    assert notification_send(session_id=session.id, kind="refunded") == 1
+    assert [m.to for m in mailoutbox] == [[session.mentee.email]] * 2
