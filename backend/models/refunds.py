@@ -21,6 +21,8 @@ class Refund(models.Model):
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
     # Stripe's reason when it fails a refund after the fact (e.g. expired_or_canceled_card).
     failure_reason = models.CharField(max_length=100, blank=True)
+    # An admin's retry of a failed refund is a new refund (new idempotency key); one per failure.
+    retry_of = models.OneToOneField("self", on_delete=models.PROTECT, null=True, blank=True, related_name="retried_by")
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -11,7 +11,7 @@ from backend.errors import PaymentMismatch, PrerequisiteMissing
 from backend.models import Checkout, Mentor, Session
 from backend.services.followups import admin_alert_on_commit, notification_on_commit, stats_recompute_on_commit
 from backend.services.mentors import mentor_stats_recompute
-from backend.services.refunds import refund_full_create
+from backend.services.refunds import refund_create
 from backend.services.sessions import session_for_payment
 
 logger = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def _mismatch_refund(checkout: Checkout, stripe_session: dict, problems: list[st
         raise PaymentMismatch(message + " (Nothing to refund automatically: check it in the Stripe Dashboard.)")
     session = _session_create(checkout, stripe_session, status=Session.Status.CANCELLED, amount=amount,
                               currency=currency)
-    refund_full_create(session=session, reason="payment did not match the booking")
+    refund_create(session=session, reason="payment did not match the booking")
     notification_on_commit(session.pk, "cancelled")  # the mentee paid and gets no booking: say so
     admin_alert_on_commit(subject=f"Payment mismatch: not booked, refunded (session {session.pk})", message=message)
     logger.error("%s", message)
@@ -118,7 +118,7 @@ def checkout_fulfil(*, stripe_session: dict) -> Session | None:
     if slot_taken:
         logger.warning("session %s: slot was taken after the hold expired; refunding", session.pk)
         notification_on_commit(session.pk, "cancelled")  # to the mentee only: the mentor never had it
-        refund_full_create(session=session, reason="slot no longer available")
+        refund_create(session=session, reason="slot no longer available")
         return session
     if session.payment_status == Session.PaymentStatus.PAID:
         # In this transaction, under the mentor lock taken above: one query, and one task
@@ -150,7 +150,7 @@ def checkout_async_payment_succeeded(*, stripe_session: dict) -> Session | None:
         stats_recompute_on_commit(session.mentor_id)
         notification_on_commit(session.pk, "booked")
     else:  # cancelled while the debit was pending: the money goes back
-        refund_full_create(session=session, reason="cancelled before the payment cleared")
+        refund_create(session=session, reason="cancelled before the payment cleared")
     return session
 
 

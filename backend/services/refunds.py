@@ -1,6 +1,6 @@
 """Refunds (flow 6) and Stripe's refund events.
 
-We start every refund the same way (`refund_full_create`): a Refund row first
+We start every refund the same way (`refund_create`): a Refund row first
 (committed), then a task asks Stripe for what is left of the payment at that moment,
 read from Stripe's charge, never from our possibly stale copy. Refunds made in the
 Stripe Dashboard arrive only as events and are recorded the same way.
@@ -52,18 +52,20 @@ IN_FLIGHT = (Refund.Status.REQUESTED, Refund.Status.PENDING)
 REREADS = 3
 
 
-def refund_full_create(*, session: Session, reason: str, requested_by: User | None = None) -> Refund | None:
-    """Refund what is left of a captured payment: the one way we start a refund. Call with
-    the session row locked. None when nothing is left or one of ours is still on its way.
-
-    The amount is only indicative: the task refunds what Stripe's charge still holds.
+def refund_create(*, session: Session, reason: str, requested_by: User | None = None, amount: int | None = None,
+                  retry_of: Refund | None = None) -> Refund | None:
+    """Refund `amount` of a captured payment (default: all that is left): the one way we
+    start a refund. Call with the session row locked. None when nothing is left or one of
+    ours is still on its way. The task refunds at most this amount, and never more than
+    Stripe's charge still holds when it runs.
     """
-    if session.payment_status != Session.PaymentStatus.PAID or session.refunded_amount >= session.amount:
+    left = session.amount - session.refunded_amount
+    if session.payment_status != Session.PaymentStatus.PAID or left <= 0:
         return None
     if session.refunds.filter(status__in=IN_FLIGHT).exists():
         return None
-    refund = Refund.objects.create(session=session, amount=session.amount - session.refunded_amount,
-                                   currency=session.currency, reason=reason[:255], requested_by=requested_by)
+    refund = Refund.objects.create(session=session, amount=min(left, amount or left), currency=session.currency,
+                                   reason=reason[:255], requested_by=requested_by, retry_of=retry_of)
     refund_execute_on_commit(refund.pk)
     return refund
 
@@ -75,11 +77,12 @@ def refund_request(*, session: Session, requested_by: User | None, reason: str) 
         session.save(update_fields=["status", "updated_at"])
         stats_recompute_on_commit(session.mentor_id)
         notification_on_commit(session.pk, "cancelled")
-    return refund_full_create(session=session, reason=reason, requested_by=requested_by)
+    return refund_create(session=session, reason=reason, requested_by=requested_by)
 
 
 def refund_execute(*, refund_id: int) -> Refund:
-    """Ask Stripe to refund what its charge still holds, for a requested refund.
+    """Ask Stripe for a requested refund: its amount, or less if Stripe's charge holds less
+    now (a Dashboard refund our copy has not seen yet).
 
     The idempotency key carries the amount: a repeat of the same request returns Stripe's
     first refund, and after amount_too_large (a Dashboard refund landed meanwhile) the
@@ -95,7 +98,7 @@ def refund_execute(*, refund_id: int) -> Refund:
     for attempt in range(REREADS):
         if stripe_refund is not None:
             break
-        remaining = stripe_gateway.charge_refundable(payment_intent=payment_intent)
+        remaining = min(refund.amount, stripe_gateway.charge_refundable(payment_intent=payment_intent))
         if remaining <= 0:
             return _refund_not_needed(refund_id)
         try:
@@ -151,7 +154,7 @@ def _refund_apply(session: Session, stripe_refund: dict) -> Refund:
     row = rows.filter(stripe_refund_id=stripe_refund["id"]).first()
     ours = (stripe_refund.get("metadata") or {}).get("refund_id")
     if row is None and ours and str(ours).isdigit():
-        row = rows.filter(pk=int(ours), session=session).first()
+        row = rows.filter(pk=int(ours), session=session, stripe_refund_id__isnull=True).first()
     if row is None:
         row = Refund(session=session, amount=stripe_refund["amount"],
                      currency=stripe_refund.get("currency") or session.currency,
@@ -211,9 +214,9 @@ def _session_settle(session: Session) -> None:
         logger.info("session %s: %d of %d refunded (%s)", session.pk, total, session.amount, session.payment_status)
     if (totals["succeeded"] or 0) >= session.amount:
         notification_on_commit(session.pk, "refunded")  # once per recipient, whatever the repeats
-    if (session.status == Session.Status.CANCELLED
-            and not session.refunds.filter(status=Refund.Status.FAILED).exists()):  # failures wait for an admin
-        refund_full_create(session=session, reason="the rest of a cancelled session's payment")
+    unresolved_failure = session.refunds.filter(status=Refund.Status.FAILED, retried_by__isnull=True).exists()
+    if session.status == Session.Status.CANCELLED and not unresolved_failure:  # failures wait for an admin
+        refund_create(session=session, reason="the rest of a cancelled session's payment")
 
 
 def refund_event_apply(*, refund: dict) -> Session:
@@ -247,14 +250,16 @@ def refund_admin_request(*, session_id: int, staff: User) -> Refund | None:
 
 
 def refunds_retry(*, refund_ids: list[int], staff: User | None = None) -> int:
-    """Admin "Retry selected": for each failed refund, a new refund (new row, new idempotency
-    key) of what its session still holds. The failed row stays as it was, for the record."""
+    """Admin "Retry selected": each failed refund not yet retried gets a new refund (new row,
+    new idempotency key) of its amount, at most what the session still holds. The failed
+    row stays as it was, for the record. Returns how many were started."""
     started = 0
-    session_ids = set(Refund.objects.filter(pk__in=refund_ids, status=Refund.Status.FAILED)
-                      .values_list("session_id", flat=True))
-    for session_id in sorted(session_ids):
+    for failed in Refund.objects.filter(pk__in=refund_ids, status=Refund.Status.FAILED).order_by("pk"):
         with transaction.atomic():
-            session = Session.objects.select_for_update().get(pk=session_id)
-            if refund_full_create(session=session, requested_by=staff, reason="retry of a failed refund"):
+            session = Session.objects.select_for_update().get(pk=failed.session_id)
+            if Refund.objects.filter(retry_of=failed).exists():
+                continue
+            if refund_create(session=session, requested_by=staff, amount=failed.amount, retry_of=failed,
+                             reason=f"retry of failed refund {failed.pk}"):
                 started += 1
     return started

@@ -89,6 +89,10 @@ def test_a_refund_stripe_fails_later_puts_the_money_back_on_the_books_and_an_adm
     wait_for(lambda: Session.objects.get(pk=session.pk).payment_status == "refunded", message="refunded again")
     assert stripe_charge(payments, session).amount_refunded == session.amount
     assert Refund.objects.get(pk=failed.pk).status == "failed"  # the history stays
+    assert retry.retry_of_id == failed.pk
+    # Retrying the same failure again starts nothing: it has its retry.
+    client.post("/admin/backend/refund/", {"action": "retry_selected", "_selected_action": [failed.pk]})
+    assert Refund.objects.filter(session=session).count() == 2
 
 
 def test_a_pending_refund_is_not_announced_until_stripe_says_succeeded(client, payments):
