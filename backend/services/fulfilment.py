@@ -72,7 +72,7 @@ def _mismatch_refund(checkout: Checkout, stripe_session: dict, problems: list[st
     """Never booked: the payment is recorded as a cancelled session of what Stripe captured,
     refunded in full, and the admins are told once, after commit."""
     message = (f"Stripe session {stripe_session['id']} disagrees with checkout {checkout.pk}: " + "; ".join(problems)
-               + ". Not booked; the payment is refunded in full.")
+               + ". Not booked; the payment is refunded in full (a delayed one once it clears).")
     amount, currency = stripe_session.get("amount_total"), (stripe_session.get("currency") or "").lower()
     if not isinstance(amount, int) or amount <= 0 or len(currency) != 3:
         raise PaymentMismatch(message + " (Nothing to refund automatically: check it in the Stripe Dashboard.)")

@@ -110,8 +110,9 @@ FOLLOWUP_WINDOW = timedelta(days=3)
 def followups_sweep() -> dict[str, int]:
     """Queue again what a committed change should have set going, judged from the rows:
     refunds still `requested` (Stripe never asked), sessions without the email of every
-    kind their state calls for (unless the address was refused for good), mentors whose stats are older than their latest session
-    change. Every task it queues is idempotent, so queuing one twice is harmless."""
+    kind their state calls for (unless the address was refused for good), mentors whose
+    stats are older than their latest session change. Every task it queues is idempotent,
+    so queuing one twice is harmless."""
     now = timezone.now()
     settled = now - STUCK_RECEIVED_AFTER
     recent = now - FOLLOWUP_WINDOW
