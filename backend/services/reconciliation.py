@@ -127,7 +127,8 @@ def followups_sweep() -> dict[str, int]:
     done = Notification.objects.filter(session=OuterRef("pk"), recipient=Notification.Recipient.MENTEE).filter(
         Q(sent_at__isnull=False) | Q(refused_at__isnull=False)
     )
-    in_flight = Refund.objects.filter(session=OuterRef("pk"), status__in=[Refund.Status.REQUESTED, Refund.Status.PENDING])
+    in_flight = Refund.objects.filter(session=OuterRef("pk"),
+                                      status__in=[Refund.Status.REQUESTED, Refund.Status.PENDING])
     cancelled = Q(status=Session.Status.CANCELLED)
     due = {
         Notification.Kind.BOOKED: Q(payment_status=Session.PaymentStatus.PAID, status=Session.Status.SCHEDULED),

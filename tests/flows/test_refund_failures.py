@@ -133,7 +133,8 @@ def test_a_stale_refund_event_never_rewinds_a_refund_nor_blocks_the_remainder(cl
     payments.resume()
     cancel(client, mentor.user, session)  # the rest is refunded, not blocked by a "pending" one
     payments.advance_clock(120)
-    wait_for(lambda: Session.objects.get(pk=session.pk).payment_status == "refunded", timeout=30, message="rest refunded")
+    wait_for(lambda: Session.objects.get(pk=session.pk).payment_status == "refunded", timeout=30,
+             message="rest refunded")
     wait_for(lambda: Session.objects.get(pk=session.pk).refunded_amount == 10000)
     assert stripe_charge(payments, session).amount_refunded == 10000
 
@@ -191,8 +192,8 @@ def test_the_lost_slot_notice_goes_to_the_mentee_only(client, payments):
     begins = datetime.fromisoformat(start)
     make_session(mentor=mentor, mentee=make_user(), scheduled_at=begins, ends_at=begins + timedelta(hours=1))
     assert payments.pay(late_cs)["outcome"] == "succeeded"
-    lost = wait_for(lambda: Session.objects.filter(stripe_checkout_session_id=late_cs, payment_status="refunded").first(),
-                    message="automatic refund")
+    lost = wait_for(lambda: Session.objects.filter(stripe_checkout_session_id=late_cs,
+                                                   payment_status="refunded").first(), message="automatic refund")
     wait_for(lambda: emails_to(late.email, "Refund issued"), message="mentee told of the refund")
     assert emails_to(late.email, "Session cancelled")
     assert not Notification.objects.filter(session=lost, recipient="mentor").exists()
@@ -211,8 +212,8 @@ def test_an_address_the_mail_server_refuses_for_good_is_not_retried_by_the_task_
         refused = wait_for(lambda: Notification.objects.filter(session=session, recipient="mentee",
                                                                refused_at__isnull=False).first(), message="refused")
         assert "550" in refused.last_error and refused.sent_at is None
-        wait_for(lambda: Notification.objects.filter(session=session, recipient="mentor", sent_at__isnull=False).exists(),
-                 message="the mentor's copy still goes")
+        wait_for(lambda: Notification.objects.filter(session=session, recipient="mentor",
+                                                     sent_at__isnull=False).exists(), message="the mentor's copy goes")
         Session.objects.filter(pk=session.pk).update(updated_at=timezone.now() - timedelta(minutes=2))
         assert followups_sweep()["notifications"] == 0
         assert smtp.rcpt_to.count(mentee.email.lower()) == 1

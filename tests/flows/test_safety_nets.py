@@ -170,8 +170,8 @@ def test_a_refund_during_a_stripe_outage_fails_and_an_admin_retry_sends_it(clien
     refund = wait_for(lambda: Refund.objects.filter(session=session, status="failed").first(), timeout=60,
                       message="refund failed after retries")
     assert "unavailable" in refund.last_error.lower()
-    wait_for(lambda: [m for m in mail.outbox if m.to == ["admin@myroadmap.local"] and f"Refund {refund.pk} " in m.subject],
-             message="admins told")
+    wait_for(lambda: [m for m in mail.outbox if m.to == ["admin@myroadmap.local"]
+                      and f"Refund {refund.pk} " in m.subject], message="admins told")
 
     settings.STRIPE_API_BASE = payments.api_base  # Stripe is back
     admin = admin_client(client)
