@@ -12,7 +12,7 @@ A refund's status only moves forward, so a stale or replayed event never rewinds
 import logging
 
 from django.db import transaction
-from django.db.models import Q, Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from backend import stripe_gateway
@@ -92,9 +92,12 @@ def refund_execute(*, refund_id: int) -> Refund:
     refund = Refund.objects.select_related("session").get(pk=refund_id)
     if refund.stripe_refund_id or refund.status != Refund.Status.REQUESTED:
         return refund
+    Refund.objects.filter(pk=refund_id).update(attempts=F("attempts") + 1)
     payment_intent = refund.session.stripe_payment_id
-    stripe_refund = next((r for r in stripe_gateway.refunds_list(payment_intent=payment_intent)
-                          if (r.get("metadata") or {}).get("refund_id") == str(refund.pk)), None)
+    stripe_refund = None
+    if refund.attempts:  # an earlier attempt may have reached Stripe
+        stripe_refund = next((r for r in stripe_gateway.refunds_list(payment_intent=payment_intent)
+                              if (r.get("metadata") or {}).get("refund_id") == str(refund.pk)), None)
     for attempt in range(REREADS):
         if stripe_refund is not None:
             break
