@@ -110,15 +110,15 @@ def get_availability(request, mentor_id: int, window: Query[AvailabilityQuery]):
     return [{"start": start, "end": end} for start, end in intervals]
 
 
-@router.get("/{mentor_id}/schedule", response={200: list[WindowOut], 404: ErrorOut, 422: ErrorOut}, auth=None)
-def get_schedule(request, mentor_id: int):
-    """The mentor's weekly windows (UTC); empty: bookable at any time."""
-    mentor_get(mentor_id=mentor_id)
-    return mentor_schedule_get(mentor_id=mentor_id)
-
-
 @router.put("/me/schedule", response={200: list[WindowOut], 401: ErrorOut, 403: ErrorOut, 422: ErrorOut},
             auth=JWTAuth())
 def put_schedule(request, payload: ScheduleIn):
     """Replace the caller's weekly schedule (mentors only); an empty list makes every time bookable."""
     return mentor_schedule_set(user=request.auth, windows=[w.dict() for w in payload.windows])
+
+
+@router.get("/{mentor_id}/schedule", response={200: list[WindowOut], 404: ErrorOut, 422: ErrorOut}, auth=None)
+def get_schedule(request, mentor_id: int):
+    """The mentor's weekly windows (UTC); empty: bookable at any time."""
+    mentor_get(mentor_id=mentor_id)
+    return mentor_schedule_get(mentor_id=mentor_id)
