@@ -141,3 +141,24 @@ def test_canceled_checkout_says_whether_the_hold_is_still_yours():
     Checkout.objects.filter(pk=hold.pk).update(status="expired")
     released = browser.get(f"/mentors/{mentor.pk}?canceled=true").content.decode()
     assert "hold was released" in released
+
+
+@pytest.mark.parametrize("payment_status, refunded, text", [
+    ("paid", False, "Booked!"),
+    ("pending", False, "pending until your bank confirms"),
+    ("paid", True, "refunded in full"),
+])
+def test_return_page_says_what_became_of_the_payment(payment_status, refunded, text):
+    mentor, mentee = make_mentor(), make_user()
+    session = make_session(mentor=mentor, mentee=mentee, payment_status=payment_status,
+                           status="cancelled" if refunded else "scheduled")
+    Checkout.objects.create(mentee=mentee, mentor=mentor, title=session.title, scheduled_at=session.scheduled_at,
+                            duration_minutes=60, ends_at=session.ends_at, amount=session.amount, currency="usd",
+                            stripe_checkout_session_id=session.stripe_checkout_session_id, status="complete",
+                            expires_at=timezone.now())
+    if refunded:  # the slot was lost after the hold lapsed: refunded automatically
+        session.refunds.create(amount=session.amount, currency="usd", reason="slot no longer available")
+    page = signed_in(mentee).get("/sessions", {"success": "true", "session_id": session.stripe_checkout_session_id})
+    assert text in page.content.decode()
+    assert "not find that payment" in signed_in(make_user()).get(
+        "/sessions", {"success": "true", "session_id": session.stripe_checkout_session_id}).content.decode()
