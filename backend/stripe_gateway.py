@@ -221,3 +221,25 @@ def _signature_timestamp(header: str) -> int:
 
 def key_is_live() -> bool:
     return settings.STRIPE_SECRET_KEY.startswith(("sk_live_", "rk_live_"))
+
+
+def target_describe() -> str:
+    """Which Stripe this process talks to, for a human at start-up; never the key itself."""
+    key = settings.STRIPE_SECRET_KEY
+    if not key:
+        return "Stripe: not configured (STRIPE_SECRET_KEY is empty); checkouts will fail"
+    mode = "LIVE mode, real money" if key_is_live() else "test mode"
+    if settings.STRIPE_API_BASE:
+        return f"Stripe: the offline sandbox at {settings.STRIPE_API_BASE} ({mode} key)"
+    return f"Stripe: real Stripe at api.stripe.com, {mode}"
+
+
+def configuration_warnings() -> list[str]:
+    """What is missing for the whole payment flow to work (webhooks, Stripe.js)."""
+    warnings = []
+    if not settings.STRIPE_WEBHOOK_SECRETS:
+        warnings.append("STRIPE_WEBHOOK_SECRET is not set: every webhook will be refused and payments only "
+                        "settle through the reconciler (stripe listen prints a whsec_ to use)")
+    if not settings.STRIPE_PUBLISHABLE_KEY:
+        warnings.append("STRIPE_PUBLISHABLE_KEY is not set: GET /api/payments/config returns an empty key")
+    return warnings
