@@ -110,7 +110,7 @@ def get_availability(request, mentor_id: int, window: Query[AvailabilityQuery]):
     return [{"start": start, "end": end} for start, end in intervals]
 
 
-@router.put("/me/schedule", response={200: list[WindowOut], 401: ErrorOut, 403: ErrorOut, 422: ErrorOut},
+@router.put("/me/schedule", response={200: list[WindowOut], 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 422: ErrorOut},
             auth=JWTAuth())
 def put_schedule(request, payload: ScheduleIn):
     """Replace the caller's weekly schedule (mentors only); an empty list makes every time bookable."""
