@@ -1,5 +1,6 @@
 """The server-rendered pages with Django's test client: what a visitor sees and can submit."""
 import re
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -162,3 +163,14 @@ def test_return_page_says_what_became_of_the_payment(payment_status, refunded, t
     assert text in page.content.decode()
     assert "not find that payment" in signed_in(make_user()).get(
         "/sessions", {"success": "true", "session_id": session.stripe_checkout_session_id}).content.decode()
+
+
+def test_page_login_counts_failures_like_the_api(settings):
+    settings.LOGIN_RATE_LIMIT = "2/m"
+    user = make_user(email=f"guess-{uuid.uuid4().hex[:8]}@example.test")
+    browser = Client()
+    for _ in range(2):
+        assert "Invalid email or password" in browser.post("/login", {"email": user.email, "password": "nope"}).content.decode()
+    refused = browser.post("/login", {"email": user.email, "password": PASSWORD})
+    assert refused.status_code == 200 and "Too many failed logins" in refused.content.decode()
+    assert "_auth_user_id" not in browser.session
