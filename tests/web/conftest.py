@@ -1,24 +1,8 @@
 """The booking flow in Chromium: our pages on the live server, the sandbox's hosted
 Checkout page, webhooks processed by a real Celery worker."""
-import os
 from urllib.parse import urlparse
 
 import pytest
-
-from tests.sandbox.conftest import chromium  # noqa: F401  (one Debian Chromium for the module's tests)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _orm_beside_playwright():
-    """Playwright's sync API keeps an event loop running in the test's thread; the test
-    still queries the database synchronously, which Django allows only when told."""
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    yield
-    if previous is None:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture
@@ -31,7 +15,7 @@ def stack(live_server, stripe_sandbox, celery_session_worker, settings):
 
 
 @pytest.fixture
-def browser_page(chromium):  # noqa: F811
+def browser_page(chromium):
     """A fresh browser context in New York time that may reach nothing but loopback (127.0.0.1, localhost):
     every other request is refused and listed in `page.offsite`."""
     context = chromium.new_context(timezone_id="America/New_York", locale="en-US")
