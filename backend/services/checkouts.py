@@ -157,6 +157,12 @@ def checkout_create(
     return checkout
 
 
+def checkout_holds_open(*, mentee: User, mentor_id: int) -> list[Checkout]:
+    """The mentee's live holds on a mentor's slots, payable on their Checkout page."""
+    return list(Checkout.objects.filter(mentee=mentee, mentor_id=mentor_id, status=Checkout.Status.OPEN,
+                                        expires_at__gt=timezone.now()).exclude(checkout_url=""))
+
+
 class CheckoutState:
     """What the mentee's browser shows after Checkout, by Stripe Checkout Session id."""
 

@@ -1,7 +1,4 @@
 """The pages: thin like the API's routers; the rules live in services."""
-import logging
-from datetime import timedelta
-
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
@@ -9,21 +6,17 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from backend.errors import ApplicationError, NotFound
-from backend.models import Checkout, Expertise
 from backend.services.auth import user_authenticate, user_register
 from backend.services.availability import mentor_availability
-from backend.services.checkouts import checkout_create, checkout_state_get
-from backend.services.mentors import mentor_get, mentor_list
+from backend.services.checkouts import checkout_create, checkout_holds_open, checkout_state_get
+from backend.services.mentors import expertise_list, mentor_get, mentor_list
 from backend.services.notifications import session_ics
-from backend.services.refunds import session_cancel
+from backend.services.refunds import session_cancel, session_cancel_refundable
 from backend.services.sessions import session_get_for_user, session_list_for_user
 from backend.web.forms import BookingForm, LoginForm, RegisterForm
-
-logger = logging.getLogger(__name__)
 
 MENTORS_PER_PAGE = 12
 SESSIONS_SHOWN = 50
@@ -43,7 +36,7 @@ def mentors(request):
     page = Paginator(mentor_list(expertise=expertise or None, search=query or None), MENTORS_PER_PAGE).get_page(
         request.GET.get("page"))
     return render(request, "web/mentors.html", {
-        "page": page, "q": query, "expertise": expertise, "topics": Expertise.objects.all(),
+        "page": page, "q": query, "expertise": expertise, "topics": expertise_list(),
     })
 
 
@@ -67,13 +60,11 @@ def mentor_detail(request, mentor_id: int):
                 return redirect(checkout.checkout_url)
             except ApplicationError as exc:
                 _form_error(form, exc)
-    held = []
-    if request.GET.get("canceled") and request.user.is_authenticated:
-        held = Checkout.objects.filter(mentee=request.user, mentor=mentor, status=Checkout.Status.OPEN,
-                                       expires_at__gt=timezone.now()).exclude(checkout_url="")
+    canceled = bool(request.GET.get("canceled"))
+    held = checkout_holds_open(mentee=request.user, mentor_id=mentor.pk) if canceled and request.user.is_authenticated else []
     return render(request, "web/mentor.html", {
-        "mentor": mentor, "form": form, "canceled": bool(request.GET.get("canceled")), "held": held,
-        "free": mentor_availability(mentor_id=mentor.pk, ends=timezone.now() + timedelta(days=14)),
+        "mentor": mentor, "form": form, "canceled": canceled, "held": held,
+        "free": mentor_availability(mentor_id=mentor.pk),  # the next 14 days
     }, status=422 if form.errors else 200)
 
 
@@ -110,7 +101,7 @@ def session_cancel_page(request, session_id: int):
         except ApplicationError as exc:
             messages.error(request, exc.message)
     is_mentor = session.mentor.user_id == request.user.pk
-    refundable = is_mentor or session.scheduled_at - timezone.now() >= timedelta(hours=settings.REFUND_CUTOFF_HOURS)
+    refundable = session_cancel_refundable(session=session, user=request.user)
     return render(request, "web/session_cancel.html", {
         "session": session, "is_mentor": is_mentor, "refundable": refundable,
         "refund_cutoff_hours": settings.REFUND_CUTOFF_HOURS,
