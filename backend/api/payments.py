@@ -8,7 +8,7 @@ from pydantic import ConfigDict
 
 from backend.api.schemas import ErrorOut, InputText
 from backend.api.sessions import SessionOut
-from backend.services.checkouts import checkout_create, checkout_state_get
+from backend.services.checkouts import CheckoutState, checkout_create, checkout_state_get
 from backend.services.webhooks import MAX_PAYLOAD_BYTES, WebhookPayloadTooLarge, webhook_event_ingest
 
 router = Router(tags=["payments"])
@@ -83,7 +83,7 @@ def checkout_session_state(request, cs_id: str):
     """The state of the caller's booking by Checkout Session id, for the return page to poll."""
     state, checkout, session = checkout_state_get(user=request.auth, stripe_checkout_session_id=cs_id)
     return {"session_id": cs_id, "state": state, "expires_at": checkout.expires_at, "session": session,
-            "checkout_url": checkout.checkout_url if state == "open" else None}
+            "checkout_url": checkout.checkout_url if state == CheckoutState.OPEN else None}
 
 
 @router.post("/webhook", response={200: WebhookOut, 400: ErrorOut, 413: ErrorOut}, auth=None)

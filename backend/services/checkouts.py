@@ -8,7 +8,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from backend import stripe_gateway
-from backend.errors import ApplicationError, Conflict, InvalidInput, NotAllowed, NotFound, PaymentProviderError, PaymentProviderUnavailable
+from backend.errors import (
+    ApplicationError, Conflict, InvalidInput, NotAllowed, NotFound, PaymentProviderError, PaymentProviderUnavailable,
+)
 from backend.models import Checkout, Mentor, Session, User
 from backend.services.availability import slot_within_schedule
 from backend.services.reconciliation import checkout_settle_from_stripe
