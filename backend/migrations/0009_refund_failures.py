@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('backend', '0007_mentor_search_trigram'),
+        ('backend', '0008_mentor_schedules'),
     ]
 
     operations = [
