@@ -22,7 +22,6 @@ logger = logging.getLogger(__name__)
 
 API_VERSION = stripe.api_version  # the version this SDK release is pinned to
 WEBHOOK_TOLERANCE_SECONDS = 300
-MAX_NETWORK_RETRIES = 2
 
 
 class WebhookPayloadInvalid(Exception):
@@ -39,7 +38,7 @@ class RefundInfo:
 
 
 @lru_cache(maxsize=4)
-def _client_for(secret_key: str, api_base: str) -> stripe.StripeClient:
+def _client_for(secret_key: str, api_base: str, timeout: float, max_network_retries: int) -> stripe.StripeClient:
     if not secret_key:
         raise PaymentProviderError("Stripe is not configured: STRIPE_SECRET_KEY is empty", code="stripe_not_configured")
     base_addresses = {"api": api_base} if api_base else None
@@ -47,12 +46,15 @@ def _client_for(secret_key: str, api_base: str) -> stripe.StripeClient:
         secret_key,
         base_addresses=base_addresses,
         stripe_version=API_VERSION,
-        max_network_retries=MAX_NETWORK_RETRIES,
+        max_network_retries=max_network_retries,
+        # The SDK's default is 80 s per try, longer than any caller may wait (settings' timeout budget).
+        http_client=stripe.RequestsClient(timeout=(min(timeout, 5.0), timeout)),
     )
 
 
 def _client() -> stripe.StripeClient:
-    return _client_for(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE)
+    return _client_for(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE,
+                       settings.STRIPE_TIMEOUT_SECONDS, settings.STRIPE_MAX_NETWORK_RETRIES)
 
 
 def _domain_error(exc: stripe.StripeError) -> Exception:
