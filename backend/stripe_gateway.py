@@ -154,6 +154,47 @@ def events_list(*, types: list[str], created_gte: int, delivery_success: bool | 
         raise _domain_error(exc) from exc
 
 
+def _listed(resource, params: dict):
+    try:
+        for item in resource.list(params=params).auto_paging_iter():
+            yield item.to_dict()
+    except stripe.StripeError as exc:
+        raise _domain_error(exc) from exc
+
+
+def checkout_sessions_list(*, created_gte: int):
+    """Every Checkout Session created since `created_gte`, as plain dicts."""
+    return _listed(_client().v1.checkout.sessions, {"created": {"gte": created_gte}, "limit": 100})
+
+
+def charges_list(*, created_gte: int):
+    """Every Charge created since `created_gte` (amount_refunded is the refunded total)."""
+    return _listed(_client().v1.charges, {"created": {"gte": created_gte}, "limit": 100})
+
+
+def refunds_list(*, created_gte: int | None = None, payment_intent: str | None = None):
+    """Refunds created since `created_gte`, or every refund of one PaymentIntent."""
+    params: dict = {"limit": 100}
+    if created_gte is not None:
+        params["created"] = {"gte": created_gte}
+    if payment_intent:
+        params["payment_intent"] = payment_intent
+    return _listed(_client().v1.refunds, params)
+
+
+def payment_intent_retrieve(payment_intent_id: str) -> dict | None:
+    """The PaymentIntent with its latest charge expanded; None when Stripe has no such object."""
+    try:
+        return _client().v1.payment_intents.retrieve(
+            payment_intent_id, params={"expand": ["latest_charge"]}).to_dict()
+    except stripe.InvalidRequestError as exc:
+        if exc.code == "resource_missing":
+            return None
+        raise _domain_error(exc) from exc
+    except stripe.StripeError as exc:
+        raise _domain_error(exc) from exc
+
+
 def event_retrieve(event_id: str) -> dict:
     try:
         return _client().v1.events.retrieve(event_id).to_dict()

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from .errors import StripeApiError, parameter_invalid
-from .sandbox import Sandbox
+from .sandbox import ApiFaults, Sandbox
 from .webhooks import Faults
 
 
@@ -83,6 +83,17 @@ def routes(sandbox: Sandbox) -> list[Route]:
             raise parameter_invalid("faults", str(error))
         return dispatcher.status()
 
+    def set_api_faults(body):
+        known = {field.name for field in fields(ApiFaults)}
+        unknown = set(body) - known
+        if unknown:
+            raise parameter_invalid(sorted(unknown)[0], f"Unknown fault: {sorted(unknown)[0]}")
+        try:
+            sandbox.api_faults = ApiFaults(**{**asdict(sandbox.api_faults), **body}).validated()
+        except (TypeError, ValueError) as error:
+            raise parameter_invalid("faults", str(error))
+        return asdict(sandbox.api_faults)
+
     def pause(body):
         dispatcher.pause()
         return dispatcher.status()
@@ -111,6 +122,7 @@ def routes(sandbox: Sandbox) -> list[Route]:
         _get(prefix + "/deliveries", deliveries),
         _post(prefix + "/webhooks/faults", set_faults),
         _get(prefix + "/webhooks", lambda query: dispatcher.status()),
+        _post(prefix + "/api/faults", set_api_faults),
         _post(prefix + "/webhooks/pause", pause),
         _post(prefix + "/webhooks/resume", resume),
         _post(prefix + "/reset", reset),
