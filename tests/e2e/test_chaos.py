@@ -259,6 +259,7 @@ def blackholes(stack, market: Marketplace, timeline: Timeline, plan: Plan, *, ca
     timeline.say("G: Redis blackholed")
     sandbox.set_faults(duplicate_rate=0.3, reorder_window=0, delay_ms=0, fail_first=0, seed=67)
     phase_g = market.book_all(plan.phases["G"], "G")
+    sandbox.wait_until_delivered(timeout=90)  # only what happens during the blackhole meets it
     seen = len(sandbox.deliveries())
     stack.redis.blackhole(open_connections="stall")
     timeline.faults["Redis blackholed"] += 1
