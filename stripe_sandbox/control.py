@@ -14,8 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from .errors import StripeApiError, parameter_invalid
-from .sandbox import ApiFaults, Sandbox
-from .webhooks import Faults
+from .sandbox import Sandbox
 
 
 def routes(sandbox: Sandbox) -> list[Route]:
@@ -73,25 +72,11 @@ def routes(sandbox: Sandbox) -> list[Route]:
         return {"data": attempts, **dispatcher.status()}
 
     def set_faults(body):
-        known = {field.name for field in fields(Faults)}
-        unknown = set(body) - known
-        if unknown:
-            raise parameter_invalid(sorted(unknown)[0], f"Unknown fault: {sorted(unknown)[0]}")
-        try:
-            dispatcher.set_faults(Faults(**{**asdict(dispatcher.faults), **body}))
-        except (TypeError, ValueError) as error:
-            raise parameter_invalid("faults", str(error))
+        dispatcher.set_faults(_faults_updated(dispatcher.faults, body))
         return dispatcher.status()
 
     def set_api_faults(body):
-        known = {field.name for field in fields(ApiFaults)}
-        unknown = set(body) - known
-        if unknown:
-            raise parameter_invalid(sorted(unknown)[0], f"Unknown fault: {sorted(unknown)[0]}")
-        try:
-            sandbox.api_faults = ApiFaults(**{**asdict(sandbox.api_faults), **body}).validated()
-        except (TypeError, ValueError) as error:
-            raise parameter_invalid("faults", str(error))
+        sandbox.api_faults = _faults_updated(sandbox.api_faults, body)
         return asdict(sandbox.api_faults)
 
     def pause(body):
@@ -128,6 +113,19 @@ def routes(sandbox: Sandbox) -> list[Route]:
         _post(prefix + "/reset", reset),
         _get(prefix + "/health", health),
     ]
+
+
+def _faults_updated(current, body: dict):
+    """`current` (a faults dataclass) with the fields `body` names replaced; 400 for an
+    unknown field or a bad value."""
+    known = {field.name for field in fields(current)}
+    unknown = set(body) - known
+    if unknown:
+        raise parameter_invalid(sorted(unknown)[0], f"Unknown fault: {sorted(unknown)[0]}")
+    try:
+        return type(current)(**{**asdict(current), **body}).validated()
+    except (TypeError, ValueError) as error:
+        raise parameter_invalid("faults", str(error))
 
 
 def _post(path: str, action) -> Route:
