@@ -92,4 +92,4 @@ def test_api_latency_fault_slows_matching_requests_only_until_reset(client, sand
     with pytest.raises(Exception, match="Unknown fault: latency"):
         sandbox._call("POST", "/api/faults", {"latency": 5})
     sandbox.reset()
-    assert slow.v1.checkout.sessions.retrieve(session.id).id == session.id
+    assert slow.v1.checkout.sessions.list(params={"limit": 1}).object == "list"  # fast again
