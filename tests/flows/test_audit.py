@@ -4,10 +4,13 @@ settled state reports none."""
 import pytest
 from django.core import mail
 from django.core.management import call_command
+from django_celery_beat.models import PeriodicTask
 
 from backend.models import Session
 from tests.factories import future_slot, make_mentor, make_session, make_user
 from tests.flows.conftest import charge_of, checkout, paid_session, wait_for
+from backend.tasks import payments_audit_task
+from worker import app as celery_app
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -84,3 +87,13 @@ def test_a_paid_session_stripe_does_not_know_is_reported(payments, capsys):
 
     assert status == 1
     assert f"unknown_to_stripe: session {session.pk} (pi_not_at_stripe): paid here, but Stripe has no charge" in output
+
+
+def test_beat_runs_the_audit_daily():
+    # Other tests flush every table; run the schedule's migration again as `migrate` would.
+    call_command("migrate", "backend", "0007", verbosity=0)
+    call_command("migrate", "backend", verbosity=0)
+    job = PeriodicTask.objects.get(name="payments_audit")
+    assert job.enabled and job.task == "payments_audit"
+    assert (job.crontab.minute, job.crontab.hour, job.crontab.day_of_week) == ("30", "4", "*")
+    assert payments_audit_task.name in celery_app.tasks  # the name beat sends is a registered task
