@@ -89,6 +89,7 @@ class Plan:
         self.phases = {name: range(round(a * scale), round(b * scale)) for name, (a, b) in self.BOUNDS.items()}
         self.phases["H"] = range(bookings - extra, bookings)
         self.k = max(1, round(scale))  # refunds of each kind per phase: 3, 2 ... times k
+        self.patience = 1 if not long_run else 4  # the long run's backlogs take longer to drain
         self.settle_timeout = SETTLE_TIMEOUT * (1 if not long_run else 2)
 
 
@@ -170,7 +171,7 @@ def run_phases(stack, market: Marketplace, timeline: Timeline, plan: Plan) -> No
     cut_at = time.monotonic()
     timeline.faults["Redis outage"] += 1
     market.pay_all(phase_c)
-    sandbox.wait_until_delivered(timeout=90)
+    sandbox.wait_until_delivered(timeout=90 * plan.patience)
     during = sandbox.deliveries()[seen:]
     time.sleep(max(0.0, 5 - (time.monotonic() - cut_at)))
     stack.redis.restore()
@@ -193,15 +194,16 @@ def run_phases(stack, market: Marketplace, timeline: Timeline, plan: Plan) -> No
     since = time.time()
     market.pay_all(first)
     # Some completions run out of the sandbox's retries while the database is away...
-    wait_for(lambda: len(completions(sandbox, since, out_of_retries=True)) >= 5, timeout=60,
+    wait_for(lambda: len(completions(sandbox, since, out_of_retries=True)) >= 5, timeout=60 * plan.patience,
              message="completions out of retries")
     # ...others fail a first time and are still being retried when it comes back.
     since = time.time()
     market.pay_all(second)
-    wait_for(lambda: len(completions(sandbox, since, refused=True)) >= 3, timeout=30, message="refused completions")
+    wait_for(lambda: len(completions(sandbox, since, refused=True)) >= 3, timeout=30 * plan.patience,
+             message="refused completions")
     stack.postgres.restore()
     timeline.say(f"D: PostgreSQL back after {time.monotonic() - cut_at:.1f}s")
-    sandbox.wait_until_delivered(timeout=90)
+    sandbox.wait_until_delivered(timeout=90 * plan.patience)
     during = sandbox.deliveries()[seen:]
     answered_5xx = sum(1 for d in during if (d["status_code"] or 0) >= 500)
     delivered = {d["event_id"] for d in during if d["succeeded"]}
@@ -259,7 +261,7 @@ def blackholes(stack, market: Marketplace, timeline: Timeline, plan: Plan, *, ca
     timeline.say("G: Redis blackholed")
     sandbox.set_faults(duplicate_rate=0.3, reorder_window=0, delay_ms=0, fail_first=0, seed=67)
     phase_g = market.book_all(plan.phases["G"], "G")
-    sandbox.wait_until_delivered(timeout=90)  # only what happens during the blackhole meets it
+    sandbox.wait_until_delivered(timeout=90 * plan.patience)  # only what happens during the blackhole meets it
     seen = len(sandbox.deliveries())
     stack.redis.blackhole(open_connections="stall")
     timeline.faults["Redis blackholed"] += 1
@@ -269,7 +271,7 @@ def blackholes(stack, market: Marketplace, timeline: Timeline, plan: Plan, *, ca
     cancel_started = time.monotonic()
     response = market.cancel(booking, session_id, by="mentor")
     cancel_took = time.monotonic() - cancel_started
-    sandbox.wait_until_delivered(timeout=120)
+    sandbox.wait_until_delivered(timeout=120 * plan.patience)
     during = sandbox.deliveries()[seen:]
     stack.redis.restore()
     slowest = max(d["duration_ms"] for d in during)
@@ -356,7 +358,7 @@ def settle(stack, market: Marketplace, timeline: Timeline, plan: Plan) -> None:
     """Wait, bounded, for the stack to finish: deliveries done, no event left open, every
     booking in its final state (the sweep takes events stuck for over a minute)."""
     timeline.say("settling")
-    stack.sandbox.wait_until_delivered(timeout=90)
+    stack.sandbox.wait_until_delivered(timeout=90 * plan.patience)
     expected = {b.cs_id: b for b in market.bookings}
 
     def final():
