@@ -91,7 +91,7 @@ def test_a_paid_session_stripe_does_not_know_is_reported(payments, capsys):
 
 def test_beat_runs_the_audit_daily():
     # Other tests flush every table; run the schedule's migration again as `migrate` would.
-    call_command("migrate", "backend", "0007", verbosity=0)
+    call_command("migrate", "backend", "0008_mentor_schedules", verbosity=0)
     call_command("migrate", "backend", verbosity=0)
     job = PeriodicTask.objects.get(name="payments_audit")
     assert job.enabled and job.task == "payments_audit"
