@@ -55,3 +55,26 @@ def test_non_numeric_mentor_id_is_422_not_500(client):
     response = client.get("/api/mentors/abc")
     assert response.status_code == 422
     assert response.json()["field"] == "mentor_id"
+
+
+def test_next_cursor_walks_every_mentor_once_in_page_order(client):
+    for i in range(25):
+        make_mentor(name=f"Mentor {i % 5}")  # equal names: the id breaks ties
+    by_page = [m["id"] for page in (1, 2, 3) for m in client.get(f"/api/mentors?page_size=10&page={page}").json()["items"]]
+
+    walked, cursor = [], ""
+    for _ in range(3):
+        body = client.get(f"/api/mentors?page_size=10{cursor}").json()
+        assert body["count"] == 25
+        walked += [m["id"] for m in body["items"]]
+        cursor = f"&cursor={body['next_cursor']}" if body["next_cursor"] else None
+    assert cursor is None
+    assert walked == by_page and len(set(walked)) == 25
+
+
+@pytest.mark.parametrize("cursor", ["nonsense", "WzFd", "W251bGwsMV0", "x" * 600])
+def test_a_cursor_the_list_never_gave_out_is_422_naming_cursor(client, cursor):
+    make_mentor()
+    response = client.get(f"/api/mentors?cursor={cursor}")
+    assert response.status_code == 422, response.content
+    assert response.json()["field"] == "cursor"
