@@ -4,7 +4,9 @@ what page 1 costs).
 A page number is bounded: past PostgreSQL's bigint an OFFSET is a database error (500), so an
 absurd page number is refused as bad input (422) instead. Every answer carries `next_cursor`
 (null on the last page); passing it back as `cursor` continues after the last item of that
-page, whatever was inserted meanwhile, and `page` is then ignored.
+page, whatever was inserted meanwhile, and `page` is then ignored. A cursor page leaves
+`count` null: the total came with the first page, and counting a busy mentor's 50,000
+sessions again on every page would cost more than the page itself.
 """
 import base64
 import binascii
@@ -31,7 +33,7 @@ class PageNumberPagination(NinjaPageNumberPagination):
 
     class Output(Schema):
         items: list[Any]
-        count: int
+        count: int | None = Field(description="Items in the whole list; null on pages asked for by cursor")
         next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; null on the last")
 
     def paginate_queryset(self, queryset: QuerySet, pagination: Input, request, **params) -> dict:
@@ -45,7 +47,8 @@ class PageNumberPagination(NinjaPageNumberPagination):
         items = list(page[:page_size + 1])  # one more than asked: is there a next page?
         more, items = len(items) > page_size, items[:page_size]
         next_cursor = _cursor_encode([_value(items[-1], field) for field, _ in ordering]) if more else None
-        return {"items": items, "count": self._items_count(queryset), "next_cursor": next_cursor}
+        count = None if pagination.cursor else self._items_count(queryset)
+        return {"items": items, "count": count, "next_cursor": next_cursor}
 
 
 def _ordering(queryset: QuerySet) -> list[tuple[str, bool]]:

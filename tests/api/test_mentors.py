@@ -65,7 +65,7 @@ def test_next_cursor_walks_every_mentor_once_in_page_order(client):
     walked, cursor = [], ""
     for _ in range(3):
         body = client.get(f"/api/mentors?page_size=10{cursor}").json()
-        assert body["count"] == 25
+        assert body["count"] == (25 if not cursor else None)  # the total comes with the first page
         walked += [m["id"] for m in body["items"]]
         cursor = f"&cursor={body['next_cursor']}" if body["next_cursor"] else None
     assert cursor is None
