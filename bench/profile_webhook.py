@@ -28,7 +28,6 @@ PARTS = {
     "SDK objects (construct_from)": ("stripe/_stripe_object.py", "construct_from"),
     "INSERT (cursor.execute)": ("django/db/backends/utils.py", "execute"),
     "Celery publish (apply_async)": ("celery/app/task.py", "apply_async"),
-    "outbox NOTIFY": ("backend/services/webhooks.py", "_outbox_notify"),
     "logging": ("logging/__init__.py", "info"),
     "response (JsonResponse + schema)": ("ninja/operation.py", "_result_to_response"),
 }
