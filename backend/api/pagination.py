@@ -88,7 +88,24 @@ def _cursor_decode(cursor: str, length: int) -> list:
         values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, binascii.Error, UnicodeDecodeError):
         values = None
-    if not (isinstance(values, list) and len(values) == length
-            and all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in values)):
+    if not (isinstance(values, list) and len(values) == length and all(map(_storable, values))):
         raise InvalidInput("cursor is not a cursor this list gave out", field="cursor")
     return values
+
+
+def _storable(value) -> bool:
+    # What PostgreSQL can compare with without a database error: a bigint, or text without NUL
+    # or lone surrogates (a crafted cursor must be a 422, not a 500).
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return -2**63 <= value < 2**63
+    return isinstance(value, str) and "\x00" not in value and _encodable(value)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+        return True
+    except UnicodeEncodeError:
+        return False

@@ -72,7 +72,14 @@ def test_next_cursor_walks_every_mentor_once_in_page_order(client):
     assert walked == by_page and len(set(walked)) == 25
 
 
-@pytest.mark.parametrize("cursor", ["nonsense", "WzFd", "W251bGwsMV0", "x" * 600])
+def _cursor(values) -> str:
+    import base64
+    import json
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode()
+
+
+@pytest.mark.parametrize("cursor", ["nonsense", "WzFd", "W251bGwsMV0", "x" * 600, _cursor(["a", 10 ** 30]),
+                                    _cursor(["a\u0000", 1]), _cursor(["\ud800", 1]), _cursor(["a", "one"])])
 def test_a_cursor_the_list_never_gave_out_is_422_naming_cursor(client, cursor):
     make_mentor()
     response = client.get(f"/api/mentors?cursor={cursor}")
