@@ -14,7 +14,8 @@ import json
 from datetime import date, datetime
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
+from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
 from ninja import Field, Schema
 from ninja.pagination import PageNumberPagination as NinjaPageNumberPagination
 
@@ -55,23 +56,20 @@ def _ordering(queryset: QuerySet) -> list[tuple[str, bool]]:
     """(field, descending) of the queryset's ORDER BY, which must end with a unique field."""
     ordering = [(name.lstrip("-"), name.startswith("-")) for name in queryset.query.order_by]
     assert ordering and ordering[-1][0] in ("id", "pk"), "keyset pagination needs an ordering ending in the id"
+    assert len({descending for _, descending in ordering}) == 1, "one direction for every column (a row comparison)"
     return ordering
 
 
 def _after(queryset: QuerySet, ordering: list[tuple[str, bool]], values: list) -> Q:
-    """Rows after `values` in `ordering`: (a > x) or (a = x and b > y) ..., plus a >= x on the
-    first column, which lets PostgreSQL start the index scan at the cursor."""
+    """Rows after `values` in `ordering`, as one row comparison, `(created_at, id) < (x, y)`,
+    which PostgreSQL turns into an index range starting at the cursor."""
     model = queryset.model
     try:
         values = [model._meta.get_field(field).to_python(value) for (field, _), value in zip(ordering, values)]
     except Exception:  # ValidationError and friends: a cursor we did not write
         raise InvalidInput("cursor is not a cursor this list gave out", field="cursor")
-    after, equal = Q(), Q()
-    for (field, descending), value in zip(ordering, values):
-        after |= equal & Q(**{f"{field}__{'lt' if descending else 'gt'}": value})
-        equal &= Q(**{field: value})
-    first_field, first_descending = ordering[0]
-    return Q(**{f"{first_field}__{'lte' if first_descending else 'gte'}": values[0]}) & after
+    after = TupleLessThan if ordering[0][1] else TupleGreaterThan
+    return Q(after(Tuple(*(F(field) for field, _ in ordering)), values))
 
 
 def _value(item, field: str):
