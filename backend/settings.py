@@ -193,6 +193,13 @@ TASK_MAX_RETRIES = env.int("TASK_MAX_RETRIES", default=8)
 TASK_RETRY_BASE_SECONDS = env.float("TASK_RETRY_BASE_SECONDS", default=2.0)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
+# --- Celery queues: confirmations apart, so mail never waits behind (or delays) fulfilment ---
+# Every queue declared here is consumed by a worker started without -Q (make run, compose, tests);
+# `-Q notifications` runs a mail-only worker.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = {"celery": {}, "notifications": {}}
+CELERY_TASK_ROUTES = {"send_session_notification": {"queue": "notifications"}}
+
 # --- Cache (login rate limiting) ----------------------------------------------
 # Shared by every gunicorn worker: Redis when the broker is Redis (keys under a prefix,
 # so never cache.clear() it: that would flush the broker's queues too), else files under
