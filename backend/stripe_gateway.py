@@ -130,28 +130,6 @@ def refund_create(*, idempotency_key: str, payment_intent: str, amount: int, met
     return refund.to_dict()
 
 
-def refunds_list(*, payment_intent: str) -> list[dict]:
-    """Every refund of a PaymentIntent as Stripe has it now, newest first."""
-    try:
-        page = _client().v1.refunds.list(params={"payment_intent": payment_intent, "limit": 100})
-        return [refund.to_dict() for refund in page.auto_paging_iter()]
-    except stripe.StripeError as exc:
-        raise _domain_error(exc) from exc
-
-
-def charge_refundable(*, payment_intent: str) -> int:
-    """What Stripe would still refund of a PaymentIntent's charge now: amount - amount_refunded
-    (pending refunds count as refunded, as on Stripe's charge)."""
-    try:
-        intent = _client().v1.payment_intents.retrieve(payment_intent, params={"expand": ["latest_charge"]})
-    except stripe.StripeError as exc:
-        raise _domain_error(exc) from exc
-    charge = intent.latest_charge
-    if charge is None or isinstance(charge, str):
-        return 0
-    return max(0, charge.amount - charge.amount_refunded)
-
-
 def events_list(*, types: list[str], created_gte: int, delivery_success: bool | None = None, limit: int = 100):
     """Every event of `types` created since `created_gte`, newest first, as plain dicts."""
     params = {"types": types, "created": {"gte": created_gte}, "limit": limit}

@@ -101,7 +101,7 @@ def refund_execute(*, refund_id: int) -> Refund:
     for attempt in range(REREADS):
         if stripe_refund is not None:
             break
-        remaining = min(refund.amount, stripe_gateway.charge_refundable(payment_intent=payment_intent))
+        remaining = min(refund.amount, _charge_refundable(payment_intent))
         if remaining <= 0:
             return _refund_not_needed(refund_id)
         try:
@@ -120,6 +120,15 @@ def refund_execute(*, refund_id: int) -> Refund:
     logger.info("refund %s sent to Stripe as %s (%s, %d)", refund.pk, stripe_refund["id"], stripe_refund["status"],
                 stripe_refund["amount"])
     return refund
+
+
+def _charge_refundable(payment_intent: str) -> int:
+    """What Stripe would still refund of the payment now: its charge's amount less
+    amount_refunded (pending refunds count as refunded there)."""
+    charge = (stripe_gateway.payment_intent_retrieve(payment_intent) or {}).get("latest_charge")
+    if not isinstance(charge, dict):
+        return 0
+    return max(0, charge["amount"] - charge["amount_refunded"])
 
 
 def _refund_not_needed(refund_id: int) -> Refund:
@@ -237,7 +246,7 @@ def charge_refunded_apply(*, charge: dict) -> Session:
     if "data" in listed and not listed.get("has_more"):
         stripe_refunds = listed["data"]
     else:
-        stripe_refunds = stripe_gateway.refunds_list(payment_intent=charge.get("payment_intent"))
+        stripe_refunds = list(stripe_gateway.refunds_list(payment_intent=charge.get("payment_intent")))
     session = session_for_payment(charge.get("payment_intent"))
     for stripe_refund in stripe_refunds:
         _refund_apply(session, stripe_refund)
