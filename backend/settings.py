@@ -9,6 +9,8 @@ from pathlib import Path
 
 import environ
 
+from backend.observability.logging import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
@@ -35,6 +37,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "backend.observability.context.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -179,11 +182,20 @@ BOOKING_MAX_DAYS_AHEAD = env.int("BOOKING_MAX_DAYS_AHEAD", default=90)
 CHECKOUT_HOLD_MINUTES = env.int("CHECKOUT_HOLD_MINUTES", default=30)
 REFUND_CUTOFF_HOURS = env.int("REFUND_CUTOFF_HOURS", default=24)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "stripe": {"level": "WARNING"}},
-}
+# --- Operations: logs, metrics, readiness, alerts, retention -----------------
+# LOG_FORMAT=json: one JSON object per line (web, worker, beat) with request/payment ids.
+LOG_FORMAT = env("LOG_FORMAT", default="plain")
+LOGGING = logging_config(log_format="json" if LOG_FORMAT == "json" else "plain", level=env("LOG_LEVEL", default="INFO"))
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # worker and beat log through LOGGING above
+# Bearer token /metrics requires; empty: open (set it in production).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# /api/health/ready thresholds: 503 when one is over.
+HEALTH_WORKER_PING_TIMEOUT = env.float("HEALTH_WORKER_PING_TIMEOUT", default=1.0)
+HEALTH_MAX_BEAT_AGE_SECONDS = env.int("HEALTH_MAX_BEAT_AGE_SECONDS", default=300)
+HEALTH_MAX_UNPROCESSED_EVENT_AGE_SECONDS = env.int("HEALTH_MAX_UNPROCESSED_EVENT_AGE_SECONDS", default=900)
+HEALTH_MAX_FAILED_EVENTS = env.int("HEALTH_MAX_FAILED_EVENTS", default=10)
+HEALTH_MAX_FAILED_REFUNDS = env.int("HEALTH_MAX_FAILED_REFUNDS", default=10)
+# Admins are mailed when no webhook arrived this long while Stripe completed checkouts.
+WEBHOOK_SILENCE_ALERT_MINUTES = env.int("WEBHOOK_SILENCE_ALERT_MINUTES", default=60)
+# Processed and ignored webhook events older than this are pruned daily; failed ones are kept.
+WEBHOOK_EVENT_RETENTION_DAYS = env.int("WEBHOOK_EVENT_RETENTION_DAYS", default=90)

@@ -17,6 +17,7 @@ import stripe
 from django.conf import settings
 
 from backend.errors import PaymentProviderError, PaymentProviderUnavailable
+from backend.observability.metrics import stripe_http_client_instrument
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ def _client_for(secret_key: str, api_base: str) -> stripe.StripeClient:
         base_addresses=base_addresses,
         stripe_version=API_VERSION,
         max_network_retries=MAX_NETWORK_RETRIES,
+        # Every HTTP attempt counted and timed by endpoint and outcome (/metrics).
+        http_client=stripe_http_client_instrument(stripe.new_default_http_client()),
     )
 
 

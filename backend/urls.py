@@ -2,8 +2,10 @@ from django.contrib import admin
 from django.urls import path
 
 from backend.api import api
+from backend.observability.views import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", api.urls),
+    path("metrics", metrics_view, name="metrics"),
 ]

@@ -10,6 +10,8 @@ from django.utils import timezone
 from backend import stripe_gateway
 from backend.errors import Conflict, InvalidInput, NotAllowed, NotFound, PaymentProviderError, PaymentProviderUnavailable
 from backend.models import Checkout, Mentor, Session, User
+from backend.observability import context as log_context
+from backend.observability.metrics import CHECKOUT_CREATIONS, counts_outcome
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,7 @@ def slot_conflict(*, mentor_id: int, mentee_id: int, starts: datetime, ends: dat
     return None
 
 
+@counts_outcome(CHECKOUT_CREATIONS)
 def checkout_create(
     *, mentee: User, mentor_id: int, title: str, description: str, scheduled_at: datetime, duration_minutes: int
 ) -> Checkout:
@@ -100,6 +103,7 @@ def checkout_create(
         )
 
     ids = {"checkout_id": str(checkout.pk), "mentor_id": str(mentor.pk), "mentee_id": str(mentee.pk)}
+    log_context.bind(checkout_id=checkout.pk)
     try:
         stripe_session = stripe_gateway.checkout_session_create(
             idempotency_key=f"checkout:{checkout.pk}",
@@ -120,6 +124,7 @@ def checkout_create(
         raise
 
     checkout.stripe_checkout_session_id = stripe_session["id"]
+    log_context.bind(session_id=stripe_session["id"])
     checkout.checkout_url = stripe_session.get("url") or ""
     checkout.save(update_fields=["stripe_checkout_session_id", "checkout_url", "updated_at"])
     logger.info("checkout %s: holding %s for mentor %s as %s", checkout.pk, scheduled_at, mentor.pk, stripe_session["id"])

@@ -16,6 +16,8 @@ from django.utils import timezone
 from backend import stripe_gateway
 from backend.errors import ApplicationError
 from backend.models import WebhookEvent
+from backend.observability import context as log_context
+from backend.observability import metrics
 from backend.services import fulfilment, refunds
 
 logger = logging.getLogger(__name__)
@@ -61,15 +63,21 @@ RETURNING id
 def webhook_event_ingest(*, payload: bytes, signature: str | None) -> tuple[str, bool]:
     """Verify and store one delivery. Returns (event id, whether it was new)."""
     if len(payload) > MAX_PAYLOAD_BYTES:
+        metrics.webhook_delivery(event_type="", outcome="refused", reason="too_large")
         raise WebhookPayloadTooLarge(f"Webhook body over {MAX_PAYLOAD_BYTES} bytes")
     try:
         event = stripe_gateway.webhook_payload_verify(payload, signature)
     except stripe_gateway.WebhookPayloadInvalid as exc:
+        metrics.webhook_delivery(event_type="", outcome="refused", reason="invalid")
         raise WebhookRejected(f"Invalid webhook: {exc}")
     if bool(event.get("livemode")) != stripe_gateway.key_is_live():
+        metrics.webhook_delivery(event_type=event["type"], outcome="refused", reason="livemode")
         raise WebhookRejected("Event livemode does not match the configured Stripe key")
 
+    log_context.bind(stripe_event_id=event["id"])
+    log_context.bind_stripe_object(event["data"]["object"])
     created = webhook_event_store(event)
+    metrics.webhook_delivery(event_type=event["type"], outcome="stored" if created else "duplicate")
     return event["id"], created
 
 
@@ -137,11 +145,13 @@ def webhook_event_process(*, stripe_event_id: str) -> str:
     """
     with transaction.atomic():
         event = WebhookEvent.objects.select_for_update().filter(stripe_event_id=stripe_event_id).first()
+        log_context.bind(stripe_event_id=stripe_event_id)
         if event is None:
             logger.warning("webhook %s: not stored, nothing to process", stripe_event_id)
             return "missing"
         if event.status in (WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED):
             return event.status
+        log_context.bind_stripe_object(event.payload.get("data", {}).get("object"))
         handler = EVENT_HANDLERS.get(event.type)
         if handler is None:
             event.status = WebhookEvent.Status.IGNORED
@@ -151,6 +161,7 @@ def webhook_event_process(*, stripe_event_id: str) -> str:
             event.last_error = ""
         event.processed_at = timezone.now()
         event.save(update_fields=["status", "last_error", "processed_at", "updated_at"])
+    metrics.event_processed(event_type=event.type, status=event.status, created=event.payload.get("created"))
     logger.info("webhook %s (%s): %s", stripe_event_id, event.type, event.status)
     return event.status
 
