@@ -149,6 +149,10 @@ CELERY_TIMEZONE = TIME_ZONE
 TASK_MAX_RETRIES = env.int("TASK_MAX_RETRIES", default=8)
 TASK_RETRY_BASE_SECONDS = env.float("TASK_RETRY_BASE_SECONDS", default=2.0)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Several deployments (or test stacks) on one Redis: their own task queue and their own
+# control channel, so a readiness ping counts only this deployment's workers.
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+CELERY_CONTROL_EXCHANGE = env("CELERY_CONTROL_EXCHANGE", default="celery")
 
 # --- Cache (login rate limiting) ----------------------------------------------
 # Shared by every gunicorn worker: Redis when the broker is Redis (keys under a prefix,

@@ -32,6 +32,16 @@ def _publish_with_ids(sender=None, headers=None, **_):
             pass
 
 
+@signals.beat_init.connect
+def _beat_started(**_):
+    from django.core.cache import cache
+
+    try:
+        cache.set(BEAT_TICK_KEY, time.time(), timeout=None)
+    except Exception:
+        pass
+
+
 _tokens: dict[str, object] = {}
 
 
