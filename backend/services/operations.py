@@ -12,6 +12,7 @@ from django.core.cache import cache
 from django.db.models import Count, Min
 from django.utils import timezone
 
+from backend.errors import ApplicationError
 from backend.models import Checkout, Refund, Session, WebhookEvent
 from backend.observability.celery import BEAT_LAST_RUN_KEY, BEAT_TICK_KEY
 from backend.observability.metrics import LAST_WEBHOOK_KEY
@@ -154,8 +155,12 @@ def alerts_check() -> list[str]:
     last_webhook = cache.get(LAST_WEBHOOK_KEY)
     window_start = time.time() - silence * 60
     if last_webhook is None or last_webhook < window_start:
-        completed = next(iter(stripe_gateway.events_list(
-            types=["checkout.session.completed"], created_gte=int(window_start), limit=1)), None)
+        try:
+            completed = next(iter(stripe_gateway.events_list(
+                types=["checkout.session.completed"], created_gte=int(window_start), limit=1)), None)
+        except ApplicationError as exc:  # Stripe unreachable: the other conditions are still checked
+            logger.warning("alerts: could not ask Stripe for completed checkouts: %s", exc)
+            completed = None
         if completed is not None:
             raised.append("webhook_silence")
             alert_once(condition="webhook_silence", subject="No Stripe webhook is arriving",
