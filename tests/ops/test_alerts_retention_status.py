@@ -118,3 +118,12 @@ def test_payments_status_prints_the_readiness_figures_and_the_last_hour(settings
     assert f"ok   failed_events 1 (threshold {settings.HEALTH_MAX_FAILED_EVENTS})" in text
     assert "webhook events: received 0, processing 0, processed 1, ignored 0, failed 1" in text
     assert "last hour: webhook_events_received 2" in text
+
+
+def test_payments_status_check_beat_decides_on_beat_alone(settings):
+    out = io.StringIO()
+    call_command("payments_status", "--check", "beat", stdout=out)  # no worker, yet beat is fine: exit 0
+    assert "ok   beat_last_tick_age_seconds" in out.getvalue()
+    cache.set(BEAT_TICK_KEY, time.time() - settings.HEALTH_MAX_BEAT_AGE_SECONDS - 60, timeout=None)
+    with pytest.raises(SystemExit):
+        call_command("payments_status", "--check", "beat", stdout=io.StringIO())
