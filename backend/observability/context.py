@@ -27,7 +27,17 @@ def bind(**ids) -> None:
         _ids.set({**_ids.get(), **values})
 
 
-def bind_stripe_object(obj: dict | None) -> None:
+def bind_stripe_event(event) -> None:
+    """The event id, and the Checkout Session and Checkout ids of its object when it has them.
+    Any shape is accepted: a signed event with odd fields must never fail over its logging."""
+    if not isinstance(event, dict):
+        return
+    bind(stripe_event_id=event.get("id") if isinstance(event.get("id"), str) else None)
+    data = event.get("data")
+    bind_stripe_object(data.get("object") if isinstance(data, dict) else None)
+
+
+def bind_stripe_object(obj) -> None:
     """The Checkout Session id and our Checkout id from a Stripe object, when it has them."""
     if not isinstance(obj, dict):
         return

@@ -74,8 +74,7 @@ def webhook_event_ingest(*, payload: bytes, signature: str | None) -> tuple[str,
         metrics.webhook_delivery(event_type=event["type"], outcome="refused", reason="livemode")
         raise WebhookRejected("Event livemode does not match the configured Stripe key")
 
-    log_context.bind(stripe_event_id=event["id"])
-    log_context.bind_stripe_object(event["data"]["object"])
+    log_context.bind_stripe_event(event)
     created = webhook_event_store(event)
     metrics.webhook_delivery(event_type=event["type"], outcome="stored" if created else "duplicate")
     return event["id"], created
@@ -151,7 +150,7 @@ def webhook_event_process(*, stripe_event_id: str) -> str:
             return "missing"
         if event.status in (WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED):
             return event.status
-        log_context.bind_stripe_object(event.payload.get("data", {}).get("object"))
+        log_context.bind_stripe_event(event.payload)
         handler = EVENT_HANDLERS.get(event.type)
         if handler is None:
             event.status = WebhookEvent.Status.IGNORED
