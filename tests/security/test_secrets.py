@@ -46,6 +46,7 @@ def every_call(world):
         ("webhook forged", "post-raw", "/api/payments/webhook", (webhook_payload, "t=1,v1=00")),
         ("health", "get", "/api/health", None),
         ("live", "get", "/api/health/live", None),
+        ("metrics", "get", "/metrics", None),
         ("openapi", "get", "/api/openapi.json", None),
         ("docs", "get", "/api/docs", None),
     ]
