@@ -1,7 +1,7 @@
 """Operations of a whole stack of separate processes: one payment's ids across the JSON logs
 of web and worker, /metrics summing every process, readiness following the worker."""
 import json
-import time
+from pathlib import Path
 
 import pytest
 
@@ -96,7 +96,7 @@ def test_two_gunicorn_workers_sum_their_counters(stack):
         assert deliveries(text, "duplicate") - deliveries(before, "duplicate") == 4
         assert sample(text, "myroadmap_webhook_deliveries_total", outcome="refused", reason="invalid") \
             - sample(before, "myroadmap_webhook_deliveries_total", outcome="refused", reason="invalid") == 1
-    files = {p.name for p in __import__("pathlib").Path(stack.env["PROMETHEUS_MULTIPROC_DIR"]).glob("counter_*.db")}
+    files = {p.name for p in Path(stack.env["PROMETHEUS_MULTIPROC_DIR"]).glob("counter_*.db")}
     assert len(files) >= 3, files  # two gunicorn workers and the Celery processes each wrote their own
 
 
@@ -132,7 +132,6 @@ def test_readiness_follows_the_worker(stack):
 
 
 def test_liveness_stays_cheap_and_unchanged(stack):
-    started = time.monotonic()
     response = stack.get("/api/health")
     assert response.status_code == 200
     assert set(response.json()) == {"status", "database", "broker"}
