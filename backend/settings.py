@@ -33,6 +33,8 @@ INSTALLED_APPS = [
     "corsheaders",
     "ninja_jwt",
     "django_celery_beat",
+    # Listed so /api/docs renders ninja's own Swagger UI files (no CDN, works offline).
+    "ninja",
     "backend",
 ]
 
@@ -108,7 +110,9 @@ NINJA_JWT = {
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=7)),
     "SIGNING_KEY": SECRET_KEY,
 }
-FRONTEND_URL = env("FRONTEND_URL", default="http://localhost:3002").rstrip("/")
+# Where Checkout sends the mentee back: by default this backend's own pages (/sessions,
+# /mentors/{id}); an external frontend (the :3002 app) sets it, and CORS follows.
+FRONTEND_URL = env("FRONTEND_URL", default=f"http://127.0.0.1:{env.int('API_PORT', default=8002)}").rstrip("/")
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[FRONTEND_URL])
 
 # --- Stripe -------------------------------------------------------------------
@@ -185,6 +189,13 @@ BOOKING_ALLOWED_DURATIONS = env.list("BOOKING_ALLOWED_DURATIONS", cast=int, defa
 BOOKING_MAX_DAYS_AHEAD = env.int("BOOKING_MAX_DAYS_AHEAD", default=90)
 CHECKOUT_HOLD_MINUTES = env.int("CHECKOUT_HOLD_MINUTES", default=30)
 REFUND_CUTOFF_HOURS = env.int("REFUND_CUTOFF_HOURS", default=24)
+
+# --- Browser pages, holds and availability ---------------------------------------
+# Open Checkouts (slot holds) one mentee may have at once.
+MAX_OPEN_HOLDS = env.int("MAX_OPEN_HOLDS", default=3)
+LOGIN_URL = "/login"
+LOGIN_REDIRECT_URL = "/sessions"
+LOGOUT_REDIRECT_URL = "/mentors"
 
 # --- Operations: logs, metrics, readiness, alerts, retention -----------------
 # LOG_FORMAT=json: one JSON object per line (web, worker, beat) with request/payment ids.

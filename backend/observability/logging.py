@@ -48,22 +48,40 @@ class PlainFormatter(logging.Formatter):
         return f"{text} [{ids}]" if ids else text
 
 
+class CrashesOnly(logging.Filter):
+    """django.request logs every 5xx response; only an unhandled exception (it carries
+    exc_info) is worth a mail. A 502/503 we answered on purpose (Stripe down) is not."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.exc_info is not None
+
+
 def logging_config(*, log_format: str, level: str) -> dict:
-    """Django's LOGGING (and Celery's, which keeps it: worker_hijack_root_logger is off)."""
+    """Django's LOGGING (and Celery's, which keeps it: worker_hijack_root_logger is off).
+    Unhandled exceptions of requests are also mailed to ADMINS (when DEBUG is off)."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {
             "context": {"()": "backend.observability.context.ContextFilter"},
             "redact": {"()": "backend.observability.logging.RedactingFilter"},
+            "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+            "crashes_only": {"()": "backend.observability.logging.CrashesOnly"},
         },
         "formatters": {
             "plain": {"()": "backend.observability.logging.PlainFormatter",
                       "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
             "json": {"()": "backend.observability.logging.JsonLogFormatter"},
         },
-        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": log_format,
-                                 "filters": ["context", "redact"]}},
+        "handlers": {
+            "console": {"class": "logging.StreamHandler", "formatter": log_format, "filters": ["context", "redact"]},
+            "mail_admins": {"level": "ERROR", "class": "django.utils.log.AdminEmailHandler",
+                            "filters": ["require_debug_false", "crashes_only", "redact"]},
+        },
         "root": {"handlers": ["console"], "level": level},
-        "loggers": {"django.db.backends": {"level": "WARNING"}, "stripe": {"level": "WARNING"}},
+        "loggers": {
+            "django": {"handlers": ["mail_admins"], "level": "INFO"},
+            "django.db.backends": {"level": "WARNING"},
+            "stripe": {"level": "WARNING"},
+        },
     }

@@ -1,4 +1,4 @@
-"""Beat's operations jobs; schedules from migration 0008 (editable in admin)."""
+"""Beat's operations jobs; schedules from migration 0009 (editable in admin)."""
 from celery import shared_task
 
 from backend.services.operations import alerts_check, webhook_events_prune

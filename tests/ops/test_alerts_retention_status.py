@@ -99,7 +99,7 @@ def test_the_beat_jobs_are_scheduled_by_their_migration():
     from django_celery_beat.models import PeriodicTask
 
     # Transactional tests flush the migration's rows, so its function is run again here.
-    importlib.import_module("backend.migrations.0008_beat_operations").schedule(apps, None)
+    importlib.import_module("backend.migrations.0009_beat_operations").schedule(apps, None)
     tasks = {t.name: (t.task, t.interval.every, t.interval.period) for t in PeriodicTask.objects.filter(
         name__in=["webhook_events_prune", "operations_alerts_check"])}
     assert tasks == {"webhook_events_prune": ("webhook_events_prune", 1, "days"),

@@ -16,5 +16,5 @@ def unschedule(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("backend", "0007_mentor_search_trigram")]
+    dependencies = [("backend", "0008_mentor_schedules")]
     operations = [migrations.RunPython(schedule, unschedule)]
