@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('backend', '0009_beat_payments_audit'),
+        ('backend', '0010_beat_operations'),
     ]
 
     operations = [
