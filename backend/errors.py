@@ -65,3 +65,10 @@ class PaymentMismatch(ApplicationError):
     """Stripe's amount, currency or ids disagree with our Checkout: never book it."""
 
     code = "payment_mismatch"
+
+
+class NotOurs(ApplicationError):
+    """A Stripe object that another integration on the same account created (reconcile
+    reads the whole account's events): nothing for us to do, and nothing to wait for."""
+
+    code = "not_ours"

@@ -127,6 +127,14 @@ def checkout_session_expire(checkout_session_id: str) -> dict:
         raise _domain_error(exc) from exc
 
 
+def payment_intent_retrieve(payment_intent_id: str) -> dict:
+    """The PaymentIntent as Stripe's plain JSON (its metadata says whose payment it is)."""
+    try:
+        return _client().v1.payment_intents.retrieve(payment_intent_id).to_dict()
+    except stripe.StripeError as exc:
+        raise _domain_error(exc) from exc
+
+
 def refund_create(*, idempotency_key: str, payment_intent: str, amount: int, metadata: dict[str, str]) -> RefundInfo:
     params = {"payment_intent": payment_intent, "amount": amount, "metadata": metadata}
     try:

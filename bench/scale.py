@@ -311,8 +311,7 @@ def main() -> None:
 
         def conflict(mentor_id, mentee_id):
             def run():
-                slot_conflict(mentor_id=mentor_id, mentee_id=mentee_id, starts=slot, ends=slot + timedelta(hours=1),
-                              now=timezone.now())
+                slot_conflict(mentor_id=mentor_id, mentee_id=mentee_id, starts=slot, ends=slot + timedelta(hours=1))
             return run, run
 
         def recompute(mentor_id):

@@ -10,6 +10,7 @@ from django.utils import timezone
 from backend import stripe_gateway
 from backend.errors import Conflict, InvalidInput, NotAllowed, NotFound, PaymentProviderError, PaymentProviderUnavailable
 from backend.models import Checkout, Mentor, Session, User
+from backend.services.installation import idempotency_key, stripe_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +29,11 @@ def _validate_slot(*, scheduled_at: datetime, duration_minutes: int, now: dateti
         raise InvalidInput("scheduled_at must carry a UTC offset, e.g. 2026-12-01T15:00:00Z", field="scheduled_at")
     if scheduled_at <= now:
         raise InvalidInput("scheduled_at must be in the future", field="scheduled_at")
+    # Longer than the hold, so a delayed debit has time to clear and a lapsed hold to settle.
+    if scheduled_at < now + timedelta(minutes=settings.BOOKING_MIN_LEAD_MINUTES):
+        raise InvalidInput(
+            f"scheduled_at must be at least {settings.BOOKING_MIN_LEAD_MINUTES} minutes from now", field="scheduled_at"
+        )
     if scheduled_at > now + timedelta(days=settings.BOOKING_MAX_DAYS_AHEAD):
         raise InvalidInput(
             f"scheduled_at must be within {settings.BOOKING_MAX_DAYS_AHEAD} days from now", field="scheduled_at"
@@ -42,14 +48,28 @@ def overlapping(queryset, *, starts: datetime, ends: datetime):
     return queryset.filter(scheduled_at__lt=ends, ends_at__gt=starts)
 
 
-def slot_conflict(*, mentor_id: int, mentee_id: int, starts: datetime, ends: datetime, now: datetime) -> str | None:
-    """Why this slot can't be held, or None. Call with the mentor row locked."""
+def slot_conflict(
+    *, mentor_id: int, starts: datetime, ends: datetime, mentee_id: int | None = None,
+    excluding_checkout_id: int | None = None,
+) -> str | None:
+    """Why this slot can't be held or booked, or None. Call with the mentor row locked.
+
+    The one overlap check, for booking and for fulfilment (`excluding_checkout_id`: the
+    Checkout being fulfilled). What blocks: scheduled sessions, and every hold still
+    `open`, even past its expires_at: until Stripe confirms its Checkout expired (the
+    expired event, or checkout_holds_expire) it may have been paid with the completion
+    still on its way, and a paid slot must never be sold again.
+    """
     scheduled = Session.objects.filter(status=Session.Status.SCHEDULED)
-    holding = Checkout.objects.filter(status=Checkout.Status.OPEN, expires_at__gt=now)
+    holding = Checkout.objects.filter(status=Checkout.Status.OPEN)
+    if excluding_checkout_id is not None:
+        holding = holding.exclude(pk=excluding_checkout_id)
     if overlapping(scheduled.filter(mentor_id=mentor_id), starts=starts, ends=ends).exists():
         return "The mentor already has a session at that time"
     if overlapping(holding.filter(mentor_id=mentor_id), starts=starts, ends=ends).exists():
         return "That slot is being booked by someone else; try again in a few minutes or pick another time"
+    if mentee_id is None:
+        return None
     mine = Q(mentee_id=mentee_id)
     if overlapping(scheduled.filter(mine), starts=starts, ends=ends).exists() or overlapping(
         holding.filter(mine), starts=starts, ends=ends
@@ -83,7 +103,7 @@ def checkout_create(
             raise NotAllowed("You can't book a session with yourself", field="mentor_id")
         # The mentee's row too: their own overlapping bookings with other mentors.
         User.objects.select_for_update().filter(pk=mentee.pk).first()
-        conflict = slot_conflict(mentor_id=mentor.pk, mentee_id=mentee.pk, starts=scheduled_at, ends=ends_at, now=now)
+        conflict = slot_conflict(mentor_id=mentor.pk, mentee_id=mentee.pk, starts=scheduled_at, ends=ends_at)
         if conflict:
             raise Conflict(conflict, field="scheduled_at", code="slot_unavailable")
         checkout = Checkout.objects.create(
@@ -99,10 +119,10 @@ def checkout_create(
             expires_at=now + timedelta(minutes=settings.CHECKOUT_HOLD_MINUTES) + STRIPE_EXPIRY_MARGIN,
         )
 
-    ids = {"checkout_id": str(checkout.pk), "mentor_id": str(mentor.pk), "mentee_id": str(mentee.pk)}
+    ids = stripe_metadata(checkout_id=checkout.pk, mentor_id=mentor.pk, mentee_id=mentee.pk)
     try:
         stripe_session = stripe_gateway.checkout_session_create(
-            idempotency_key=f"checkout:{checkout.pk}",
+            idempotency_key=idempotency_key("checkout", checkout.pk),
             amount=checkout.amount,
             currency=checkout.currency,
             product_name=f"{mentor.name}: {title}"[:250],

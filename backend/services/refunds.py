@@ -16,6 +16,7 @@ from backend.errors import Conflict
 from backend.models import Refund, Session, User
 from backend.services.followups import notification_on_commit, refund_execute_on_commit, stats_recompute_on_commit
 from backend.services.fulfilment import session_for_payment
+from backend.services.installation import idempotency_key, stripe_metadata
 from backend.services.sessions import session_get_for_user
 
 logger = logging.getLogger(__name__)
@@ -83,10 +84,10 @@ def refund_execute(*, refund_id: int) -> Refund:
     if refund.stripe_refund_id or refund.status != Refund.Status.REQUESTED:
         return refund
     info = stripe_gateway.refund_create(
-        idempotency_key=f"refund:{refund.pk}",
+        idempotency_key=idempotency_key("refund", refund.pk),
         payment_intent=refund.session.stripe_payment_id,
         amount=refund.amount,
-        metadata={"refund_id": str(refund.pk), "session_id": str(refund.session_id)},
+        metadata=stripe_metadata(refund_id=refund.pk, session_id=refund.session_id),
     )
     with transaction.atomic():
         refund = Refund.objects.select_for_update().get(pk=refund_id)

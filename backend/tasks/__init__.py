@@ -4,14 +4,14 @@ Every task module is imported here so `app.autodiscover_tasks(["backend"])` find
 """
 from backend.tasks.mentors import mentor_stats_recompute_task
 from backend.tasks.notifications import send_session_notification
-from backend.tasks.payments import (
+from backend.tasks.beat import (
     checkout_holds_expire_task,
     followups_sweep_task,
     payments_reconcile_task,
     webhook_events_sweep_task,
 )
 from backend.tasks.refunds import refund_execute_task
-from backend.tasks.sessions import sessions_complete_task
+from backend.tasks.sessions import sessions_complete_task, sessions_unpaid_at_start_task
 from backend.tasks.webhooks import process_webhook_event
 
 __all__ = [
@@ -23,5 +23,6 @@ __all__ = [
     "refund_execute_task",
     "send_session_notification",
     "sessions_complete_task",
+    "sessions_unpaid_at_start_task",
     "webhook_events_sweep_task",
 ]

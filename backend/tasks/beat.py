@@ -1,4 +1,5 @@
-"""Beat's periodic tasks; schedules live in django-celery-beat (migration 0004, editable in admin)."""
+"""Beat's payment safety nets; schedules live in django-celery-beat (migrations 0004, 0005,
+editable in admin) and find these tasks by their registered names, which must not change."""
 from celery import shared_task
 
 from backend.services.reconciliation import checkout_holds_expire, followups_sweep, payments_reconcile, webhook_events_sweep
