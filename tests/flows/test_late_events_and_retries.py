@@ -120,6 +120,27 @@ def test_a_debit_pending_at_start_cancels_the_session_and_is_refunded_if_it_clea
         assert Session.objects.get(pk=session.pk).status == "cancelled"
 
 
+@pytest.mark.parametrize("outcome", ["succeeded", "failed"])
+def test_a_debit_settling_after_a_delivered_session_never_undoes_it_silently(client, payments, mailoutbox, outcome):
+    mentor = make_mentor()
+    cs_id = checkout(client, make_user(), mentor)
+    payments.pay(cs_id, method="bank_debit", outcome=outcome, settle_after=3600)
+    session = wait_for(lambda: Session.objects.filter(stripe_checkout_session_id=cs_id).first())
+    # Delivered while pending: a row completed before pending sessions stopped being completed.
+    Session.objects.filter(pk=session.pk).update(status="completed")
+
+    payments.advance_clock(3700)
+    wait_for(lambda: WebhookEvent.objects.filter(type__startswith="checkout.session.async_payment_",
+                                                 status="processed").exists(), message="the debit's outcome")
+    session.refresh_from_db()
+    assert session.status == "completed" and not Refund.objects.exists()
+    if outcome == "succeeded":
+        assert session.payment_status == "paid"
+    else:  # kept, and the admins hear of it
+        wait_for(lambda: any(f"session {session.pk}" in m.subject for m in mailoutbox
+                             if m.to == ["admin@myroadmap.local"]), message="admin alert")
+
+
 # --- 7. Bounded retries ------------------------------------------------------------------
 
 
