@@ -24,7 +24,8 @@ def test_beat_schedules_exist_after_migrate():
     schedules = {t.name: t for t in PeriodicTask.objects.all()}
     assert schedules["payments_reconcile"].interval.every == 10
     assert schedules["payments_reconcile"].interval.period == "minutes"
-    assert {"webhook_events_sweep", "checkout_holds_expire", "followups_sweep", "sessions_complete"} <= set(schedules)
+    assert {"webhook_events_sweep", "checkout_holds_expire", "followups_sweep", "sessions_complete",
+            "sessions_unpaid_at_start"} <= set(schedules)
     assert all(schedules[n].enabled for n in ("payments_reconcile", "webhook_events_sweep"))
 
 
