@@ -31,6 +31,8 @@ INSTALLED_APPS = [
     "corsheaders",
     "ninja_jwt",
     "django_celery_beat",
+    # Listed so /api/docs renders ninja's own Swagger UI files (no CDN, works offline).
+    "ninja",
     "backend",
 ]
 
@@ -105,7 +107,9 @@ NINJA_JWT = {
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=7)),
     "SIGNING_KEY": SECRET_KEY,
 }
-FRONTEND_URL = env("FRONTEND_URL", default="http://localhost:3002").rstrip("/")
+# Where Checkout sends the mentee back: by default this backend's own pages (/sessions,
+# /mentors/{id}); an external frontend (the :3002 app) sets it, and CORS follows.
+FRONTEND_URL = env("FRONTEND_URL", default=f"http://127.0.0.1:{env.int('API_PORT', default=8002)}").rstrip("/")
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[FRONTEND_URL])
 
 # --- Stripe -------------------------------------------------------------------
@@ -182,11 +186,38 @@ CHECKOUT_HOLD_MINUTES = env.int("CHECKOUT_HOLD_MINUTES", default=30)
 BOOKING_MIN_LEAD_MINUTES = env.int("BOOKING_MIN_LEAD_MINUTES", default=120)
 REFUND_CUTOFF_HOURS = env.int("REFUND_CUTOFF_HOURS", default=24)
 
+# --- Browser pages, holds and availability ---------------------------------------
+# Open Checkouts (slot holds) one mentee may have at once.
+MAX_OPEN_HOLDS = env.int("MAX_OPEN_HOLDS", default=3)
+LOGIN_URL = "/login"
+LOGIN_REDIRECT_URL = "/sessions"
+LOGOUT_REDIRECT_URL = "/mentors"
+
+
+
+def _is_crash(record) -> bool:
+    # django.request logs every 5xx response; only an unhandled exception (it carries
+    # exc_info) is worth a mail. A 502/503 we answered on purpose (Stripe down) is not.
+    return record.exc_info is not None
+
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+        "crashes_only": {"()": "django.utils.log.CallbackFilter", "callback": _is_crash},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "mail_admins": {"level": "ERROR", "class": "django.utils.log.AdminEmailHandler",
+                        "filters": ["require_debug_false", "crashes_only"]},
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "stripe": {"level": "WARNING"}},
+    "loggers": {
+        "django": {"handlers": ["mail_admins"], "level": "INFO"},
+        "django.db.backends": {"level": "WARNING"},
+        "stripe": {"level": "WARNING"},
+    },
 }

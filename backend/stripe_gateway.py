@@ -56,18 +56,19 @@ def _client() -> stripe.StripeClient:
 
 
 def _domain_error(exc: stripe.StripeError) -> Exception:
+    """Our error for the SDK's. Its text (network details, parts of the key, Stripe's own
+    wording) goes to our log only; the caller's answer says what happened in our words."""
     retryable = isinstance(exc, (stripe.APIConnectionError, stripe.RateLimitError)) or (
         exc.http_status is not None and (exc.http_status == 409 or exc.http_status >= 500)
     )
-    if isinstance(exc, (stripe.AuthenticationError, stripe.PermissionError)):
-        # Stripe's message quotes (part of) the key: keep it in our logs' class name only.
-        message = "the payment provider refused our credentials"
-    else:
-        message = exc.user_message or exc.__class__.__name__
-    logger.warning("stripe call failed: %s (status=%s, request=%s)", exc.__class__.__name__, exc.http_status, exc.request_id)
+    logger.warning("stripe call failed: %s (status=%s, code=%s, request=%s)", exc.__class__.__name__,
+                   exc.http_status, getattr(exc, "code", None), exc.request_id)
     if retryable:
-        return PaymentProviderUnavailable(f"Stripe is unavailable, try again shortly: {message}")
-    return PaymentProviderError(f"Stripe refused the request: {message}", code=getattr(exc, "code", None) or None)
+        return PaymentProviderUnavailable("Stripe is unavailable at the moment; try again shortly")
+    if isinstance(exc, (stripe.AuthenticationError, stripe.PermissionError)):
+        return PaymentProviderError("Stripe refused our credentials; an administrator has to fix the configuration",
+                                    code="stripe_credentials_refused")
+    return PaymentProviderError("Stripe refused the request", code=getattr(exc, "code", None) or None)
 
 
 def checkout_session_create(
@@ -228,3 +229,25 @@ def _signature_timestamp(header: str) -> int:
 
 def key_is_live() -> bool:
     return settings.STRIPE_SECRET_KEY.startswith(("sk_live_", "rk_live_"))
+
+
+def target_describe() -> str:
+    """Which Stripe this process talks to, for a human at start-up; never the key itself."""
+    key = settings.STRIPE_SECRET_KEY
+    if not key:
+        return "Stripe: not configured (STRIPE_SECRET_KEY is empty); checkouts will fail"
+    mode = "LIVE mode, real money" if key_is_live() else "test mode"
+    if settings.STRIPE_API_BASE:
+        return f"Stripe: the offline sandbox at {settings.STRIPE_API_BASE} ({mode} key)"
+    return f"Stripe: real Stripe at api.stripe.com, {mode}"
+
+
+def configuration_warnings() -> list[str]:
+    """What is missing for the whole payment flow to work (webhooks, Stripe.js)."""
+    warnings = []
+    if not settings.STRIPE_WEBHOOK_SECRETS:
+        warnings.append("STRIPE_WEBHOOK_SECRET is not set: every webhook will be refused and payments only "
+                        "settle through the reconciler (stripe listen prints a whsec_ to use)")
+    if not settings.STRIPE_PUBLISHABLE_KEY:
+        warnings.append("STRIPE_PUBLISHABLE_KEY is not set: GET /api/payments/config returns an empty key")
+    return warnings

@@ -280,7 +280,7 @@ def main() -> None:
     from django.utils import timezone
 
     from backend.models import User
-    from backend.services.checkouts import slot_conflict
+    from backend.services.slots import slot_conflict
     from backend.services.mentors import mentor_stats_recompute
 
     password = make_password(PASSWORD)

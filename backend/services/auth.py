@@ -55,6 +55,13 @@ def auth_login(*, email: str, password: str, client_ip: str) -> dict[str, str]:
     shared cache so every worker sees them); past the limit even the right password is
     refused until the window ends, so guessing gains nothing.
     """
+    user = user_authenticate(email=email, password=password, client_ip=client_ip)
+    refresh = RefreshToken.for_user(user)
+    return {"access": str(refresh.access_token), "refresh": str(refresh)}
+
+
+def user_authenticate(*, email: str, password: str, client_ip: str) -> User:
+    """The user with these credentials, counting failures (the API's login and the pages' login)."""
     email = email.strip().lower()
     attempts_key = f"{client_ip}|{email}"
     if _login_failures_exhausted(attempts_key):
@@ -63,8 +70,7 @@ def auth_login(*, email: str, password: str, client_ip: str) -> dict[str, str]:
     if user is None:
         _login_failure_count(attempts_key)
         raise InvalidCredentials("Invalid email or password")
-    refresh = RefreshToken.for_user(user)
-    return {"access": str(refresh.access_token), "refresh": str(refresh)}
+    return user
 
 
 def _login_failure_usage(attempts_key: str, *, increment: bool) -> dict | None:

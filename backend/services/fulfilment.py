@@ -12,11 +12,11 @@ from django.db import transaction
 from backend import stripe_gateway
 from backend.errors import NotOurs, PaymentMismatch, PrerequisiteMissing
 from backend.models import Checkout, Mentor, Refund, Session
-from backend.services.checkouts import slot_conflict
 from backend.services.followups import notification_on_commit, refund_execute_on_commit, stats_recompute_on_commit
 from backend.services.installation import installation, stripe_metadata_is_ours
 from backend.services.mentors import mentor_stats_recompute
 from backend.services.notifications import admin_alert
+from backend.services.slots import slot_conflict
 
 logger = logging.getLogger(__name__)
 

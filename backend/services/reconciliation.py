@@ -86,7 +86,8 @@ def payments_reconcile(*, since: timedelta | None = None) -> dict[str, int]:
 
 def checkout_settle_from_stripe(*, checkout_id: int) -> bool:
     """An open Checkout whose Stripe session completed or expired is settled as its event
-    would have, through the webhook's own handlers; returns whether anything changed."""
+    would have, through the webhook's own handlers (the reconciler, hold expiry, and the
+    mentee's return page); returns whether anything changed."""
     checkout = Checkout.objects.get(pk=checkout_id)
     stripe_session = stripe_gateway.checkout_session_retrieve(checkout.stripe_checkout_session_id)
     if stripe_session["status"] == "open":
@@ -96,7 +97,7 @@ def checkout_settle_from_stripe(*, checkout_id: int) -> bool:
             checkout_fulfil(stripe_session=stripe_session)
         else:
             checkout_expire(stripe_session=stripe_session)
-    logger.warning("checkout %s was %s at Stripe; settled", checkout_id, stripe_session["status"])
+    logger.info("checkout %s was %s at Stripe; settled", checkout_id, stripe_session["status"])
     return True
 
 

@@ -20,7 +20,7 @@ def unschedule(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("backend", "0007_mentor_search_trigram"),
+        ("backend", "0008_mentor_schedules"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
