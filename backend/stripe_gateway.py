@@ -22,7 +22,6 @@ logger = logging.getLogger(__name__)
 
 API_VERSION = stripe.api_version  # the version this SDK release is pinned to
 WEBHOOK_TOLERANCE_SECONDS = 300
-MAX_NETWORK_RETRIES = 2
 
 
 class WebhookPayloadInvalid(Exception):
@@ -39,7 +38,7 @@ class RefundInfo:
 
 
 @lru_cache(maxsize=4)
-def _client_for(secret_key: str, api_base: str) -> stripe.StripeClient:
+def _client_for(secret_key: str, api_base: str, timeout: float, max_network_retries: int) -> stripe.StripeClient:
     if not secret_key:
         raise PaymentProviderError("Stripe is not configured: STRIPE_SECRET_KEY is empty", code="stripe_not_configured")
     base_addresses = {"api": api_base} if api_base else None
@@ -47,12 +46,15 @@ def _client_for(secret_key: str, api_base: str) -> stripe.StripeClient:
         secret_key,
         base_addresses=base_addresses,
         stripe_version=API_VERSION,
-        max_network_retries=MAX_NETWORK_RETRIES,
+        max_network_retries=max_network_retries,
+        # The SDK's default is 80 s per try, longer than any caller may wait (settings' timeout budget).
+        http_client=stripe.RequestsClient(timeout=(min(timeout, 5.0), timeout)),
     )
 
 
 def _client() -> stripe.StripeClient:
-    return _client_for(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE)
+    return _client_for(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE,
+                       settings.STRIPE_TIMEOUT_SECONDS, settings.STRIPE_MAX_NETWORK_RETRIES)
 
 
 def _domain_error(exc: stripe.StripeError) -> Exception:
@@ -157,6 +159,47 @@ def events_list(*, types: list[str], created_gte: int, delivery_success: bool | 
         page = _client().v1.events.list(params=params)
         for event in page.auto_paging_iter():
             yield event.to_dict()
+    except stripe.StripeError as exc:
+        raise _domain_error(exc) from exc
+
+
+def _listed(resource, params: dict):
+    try:
+        for item in resource.list(params=params).auto_paging_iter():
+            yield item.to_dict()
+    except stripe.StripeError as exc:
+        raise _domain_error(exc) from exc
+
+
+def checkout_sessions_list(*, created_gte: int):
+    """Every Checkout Session created since `created_gte`, as plain dicts."""
+    return _listed(_client().v1.checkout.sessions, {"created": {"gte": created_gte}, "limit": 100})
+
+
+def charges_list(*, created_gte: int):
+    """Every Charge created since `created_gte` (amount_refunded is the refunded total)."""
+    return _listed(_client().v1.charges, {"created": {"gte": created_gte}, "limit": 100})
+
+
+def refunds_list(*, created_gte: int | None = None, payment_intent: str | None = None):
+    """Refunds created since `created_gte`, or every refund of one PaymentIntent."""
+    params: dict = {"limit": 100}
+    if created_gte is not None:
+        params["created"] = {"gte": created_gte}
+    if payment_intent:
+        params["payment_intent"] = payment_intent
+    return _listed(_client().v1.refunds, params)
+
+
+def payment_intent_retrieve(payment_intent_id: str) -> dict | None:
+    """The PaymentIntent with its latest charge expanded; None when Stripe has no such object."""
+    try:
+        return _client().v1.payment_intents.retrieve(
+            payment_intent_id, params={"expand": ["latest_charge"]}).to_dict()
+    except stripe.InvalidRequestError as exc:
+        if exc.code == "resource_missing":
+            return None
+        raise _domain_error(exc) from exc
     except stripe.StripeError as exc:
         raise _domain_error(exc) from exc
 

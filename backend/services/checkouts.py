@@ -7,9 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from backend import stripe_gateway
-from backend.errors import (
-    ApplicationError, Conflict, InvalidInput, NotAllowed, NotFound, PaymentProviderError, PaymentProviderUnavailable,
-)
+from backend.errors import ApplicationError, Conflict, InvalidInput, NotAllowed, NotFound
 from backend.models import Checkout, Mentor, Session, User
 from backend.services.availability import slot_within_schedule
 from backend.services.installation import idempotency_key, stripe_metadata
@@ -132,16 +130,33 @@ def checkout_create(
             success_url=f"{settings.FRONTEND_URL}/sessions?success=true&session_id={{CHECKOUT_SESSION_ID}}",
             cancel_url=f"{settings.FRONTEND_URL}/mentors/{mentor.pk}?canceled=true",
         )
-    except (PaymentProviderUnavailable, PaymentProviderError):
-        Checkout.objects.filter(pk=checkout.pk).update(status=Checkout.Status.EXPIRED, updated_at=timezone.now())
-        logger.warning("checkout %s: Stripe failed, hold released", checkout.pk)
+        checkout.stripe_checkout_session_id = stripe_session["id"]
+        checkout.checkout_url = stripe_session.get("url") or ""
+        checkout.save(update_fields=["stripe_checkout_session_id", "checkout_url", "updated_at"])
+    except BaseException as exc:
+        # Every way out but success frees the slot: Stripe refusing or timing out, the
+        # database failing on the save, the worker being stopped (gunicorn's timeout
+        # raises SystemExit in the request). The mentee never saw a checkout URL, so a
+        # Stripe session that was created anyway can't be paid.
+        _checkout_hold_release(checkout_id=checkout.pk, reason=exc)
         raise
 
-    checkout.stripe_checkout_session_id = stripe_session["id"]
-    checkout.checkout_url = stripe_session.get("url") or ""
-    checkout.save(update_fields=["stripe_checkout_session_id", "checkout_url", "updated_at"])
     logger.info("checkout %s: holding %s for mentor %s as %s", checkout.pk, scheduled_at, mentor.pk, stripe_session["id"])
     return checkout
+
+
+def _checkout_hold_release(*, checkout_id: int, reason: BaseException) -> None:
+    """Free the slot of a hold whose Stripe session never reached the mentee (best effort:
+    with the database itself down the hold ends at its expires_at instead)."""
+    try:
+        released = Checkout.objects.filter(pk=checkout_id, status=Checkout.Status.OPEN).update(
+            status=Checkout.Status.EXPIRED, updated_at=timezone.now())
+    except Exception:
+        logger.warning("checkout %s: %s; could not release the hold, it lapses at expires_at",
+                       checkout_id, reason.__class__.__name__, exc_info=True)
+        return
+    logger.warning("checkout %s: opening the Stripe session failed (%s); hold %s", checkout_id,
+                   reason.__class__.__name__, "released" if released else "already gone")
 
 
 def checkout_holds_open(*, mentee: User, mentor_id: int) -> list[Checkout]:

@@ -7,12 +7,14 @@ including a row the database refuses (IntegrityError, DataError), is final at on
 """
 import random
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError, DataError, IntegrityError
 
 from backend.errors import PaymentProviderUnavailable, PrerequisiteMissing
 
-TRANSIENT_ERRORS = (DatabaseError, PaymentProviderUnavailable, PrerequisiteMissing)
+# SoftTimeLimitExceeded: interrupted at the soft limit (a slow Stripe); idempotency keys make the retry safe.
+TRANSIENT_ERRORS = (DatabaseError, PaymentProviderUnavailable, PrerequisiteMissing, SoftTimeLimitExceeded)
 # The database answered, and will answer the same again.
 FINAL_DATABASE_ERRORS = (IntegrityError, DataError)
 # Celery's own bound on a task's retries; settings.TASK_MAX_RETRIES (at most this) is the policy.

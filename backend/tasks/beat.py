@@ -1,7 +1,12 @@
-"""Beat's payment safety nets; schedules live in django-celery-beat (migrations 0004, 0005,
-editable in admin) and find these tasks by their registered names, which must not change."""
-from celery import shared_task
+"""Beat's payment safety nets and the daily audit; schedules live in django-celery-beat
+(migrations 0004, 0005, 0009, editable in admin) and find these tasks by their registered
+names, which must not change."""
+from datetime import timedelta
 
+from celery import shared_task
+from django.utils import timezone
+
+from backend.services.audit import payments_audit, payments_audit_alert
 from backend.services.reconciliation import checkout_holds_expire, followups_sweep, payments_reconcile, webhook_events_sweep
 
 
@@ -27,3 +32,18 @@ def checkout_holds_expire_task() -> int:
 def followups_sweep_task() -> dict:
     """Every minute: refunds, confirmations and stats whose queuing was lost."""
     return followups_sweep()
+
+
+# The daily audit looks back two days (each booking is audited twice, so one missed run
+# misses nothing) and stops an hour ago, so payments still settling are not reported.
+AUDIT_PERIOD = timedelta(days=2)
+AUDIT_SETTLE = timedelta(hours=1)
+
+
+@shared_task(name="payments_audit", soft_time_limit=30 * 60, time_limit=31 * 60)
+def payments_audit_task() -> int:
+    """Daily: our ledger against Stripe's; the admins get one mail listing any discrepancy."""
+    until = timezone.now() - AUDIT_SETTLE
+    report = payments_audit(since=until - AUDIT_PERIOD, until=until)
+    payments_audit_alert(report)
+    return len(report.discrepancies)
