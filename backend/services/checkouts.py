@@ -9,6 +9,8 @@ from django.utils import timezone
 from backend import stripe_gateway
 from backend.errors import ApplicationError, Conflict, InvalidInput, NotAllowed, NotFound
 from backend.models import Checkout, Mentor, Session, User
+from backend.observability import context as log_context
+from backend.observability.metrics import CHECKOUT_CREATIONS, counts_outcome
 from backend.services.availability import slot_within_schedule
 from backend.services.installation import idempotency_key, stripe_metadata
 from backend.services.reconciliation import checkout_settle_from_stripe
@@ -68,6 +70,7 @@ def _check_hold_allowed(*, mentee_id: int, mentor_id: int, starts: datetime, end
                        field="mentor_id", code="too_many_open_holds")
 
 
+@counts_outcome(CHECKOUT_CREATIONS)
 def checkout_create(
     *, mentee: User, mentor_id: int, title: str, description: str, scheduled_at: datetime, duration_minutes: int
 ) -> Checkout:
@@ -116,6 +119,7 @@ def checkout_create(
         )
 
     ids = stripe_metadata(checkout_id=checkout.pk, mentor_id=mentor.pk, mentee_id=mentee.pk)
+    log_context.bind(checkout_id=checkout.pk)
     try:
         stripe_session = stripe_gateway.checkout_session_create(
             idempotency_key=idempotency_key("checkout", checkout.pk),
@@ -131,6 +135,7 @@ def checkout_create(
             cancel_url=f"{settings.FRONTEND_URL}/mentors/{mentor.pk}?canceled=true",
         )
         checkout.stripe_checkout_session_id = stripe_session["id"]
+        log_context.bind(session_id=stripe_session["id"])
         checkout.checkout_url = stripe_session.get("url") or ""
         checkout.save(update_fields=["stripe_checkout_session_id", "checkout_url", "updated_at"])
     except BaseException as exc:

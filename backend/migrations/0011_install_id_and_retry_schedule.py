@@ -20,7 +20,7 @@ def unschedule(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("backend", "0009_beat_payments_audit"),
+        ("backend", "0010_beat_operations"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
