@@ -75,10 +75,10 @@ class WebhookEventAdmin(admin.ModelAdmin):
     list_filter = ["status", "type", "livemode"]
     # payload: find an event by the Checkout Session, PaymentIntent or charge it is about.
     search_fields = ["stripe_event_id", "type", "last_error", "payload"]
-    fields = ["stripe_event_id", "type", "status", "attempts", "last_error", "api_version", "livemode",
-              "received_at", "processed_at", "pretty_payload"]
-    readonly_fields = ["stripe_event_id", "type", "api_version", "livemode", "attempts", "last_error",
-                       "received_at", "processed_at", "pretty_payload"]
+    fields = ["stripe_event_id", "type", "status", "attempts", "next_attempt_at", "last_error", "api_version",
+              "livemode", "received_at", "processed_at", "pretty_payload"]
+    readonly_fields = ["stripe_event_id", "type", "api_version", "livemode", "attempts", "next_attempt_at",
+                       "last_error", "received_at", "processed_at", "pretty_payload"]
     date_hierarchy = "received_at"
     actions = ["retry_selected"]
 

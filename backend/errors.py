@@ -75,3 +75,10 @@ class WebhookRejected(ApplicationError):
 
 class WebhookPayloadTooLarge(WebhookRejected):
     code = "payload_too_large"
+
+
+class NotOurs(ApplicationError):
+    """A Stripe object that another integration on the same account created (reconcile
+    reads the whole account's events): nothing for us to do, and nothing to wait for."""
+
+    code = "not_ours"

@@ -240,6 +240,9 @@ ADMINS = [("Admin", a) for a in env.list("ADMIN_EMAILS", default=["admin@myroadm
 BOOKING_ALLOWED_DURATIONS = env.list("BOOKING_ALLOWED_DURATIONS", cast=int, default=[30, 45, 60, 90, 120])
 BOOKING_MAX_DAYS_AHEAD = env.int("BOOKING_MAX_DAYS_AHEAD", default=90)
 CHECKOUT_HOLD_MINUTES = env.int("CHECKOUT_HOLD_MINUTES", default=30)
+# --- Booking lead time (issue 9) ----------------------------------------------
+# Sessions start at least this long after booking: longer than the hold.
+BOOKING_MIN_LEAD_MINUTES = env.int("BOOKING_MIN_LEAD_MINUTES", default=120)
 REFUND_CUTOFF_HOURS = env.int("REFUND_CUTOFF_HOURS", default=24)
 
 # --- Browser pages, holds and availability ---------------------------------------

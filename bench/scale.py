@@ -280,7 +280,7 @@ def main() -> None:
     from django.utils import timezone
 
     from backend.models import User
-    from backend.services.checkouts import slot_conflict
+    from backend.services.slots import slot_conflict
     from backend.services.mentors import mentor_stats_recompute
 
     password = make_password(PASSWORD)
@@ -319,8 +319,7 @@ def main() -> None:
 
         def conflict(mentor_id, mentee_id):
             def run():
-                slot_conflict(mentor_id=mentor_id, mentee_id=mentee_id, starts=slot, ends=slot + timedelta(hours=1),
-                              now=timezone.now())
+                slot_conflict(mentor_id=mentor_id, mentee_id=mentee_id, starts=slot, ends=slot + timedelta(hours=1))
             return run, run
 
         def recompute(mentor_id):

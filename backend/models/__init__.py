@@ -1,4 +1,5 @@
 from .checkouts import Checkout
+from .installation import Installation
 from .mentors import Expertise, Mentor
 from .notifications import Notification
 from .refunds import Refund
@@ -7,5 +8,5 @@ from .sessions import Session
 from .users import User, UserManager
 from .webhooks import WebhookEvent
 
-__all__ = ["Checkout", "Expertise", "Mentor", "Notification", "Refund", "Session", "User", "UserManager", "WebhookEvent",
-           "WeeklyAvailability"]
+__all__ = ["Checkout", "Expertise", "Installation", "Mentor", "Notification", "Refund", "Session", "User", "UserManager",
+           "WebhookEvent", "WeeklyAvailability"]

@@ -22,6 +22,8 @@ class WebhookEvent(models.Model):
     received_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # When the scheduled retry is due: the sweep leaves the event to it until then.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-received_at"]

@@ -6,7 +6,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from backend.errors import InvalidInput, NotFound, PermissionDenied
-from backend.models import Checkout, Mentor, Session, User, WeeklyAvailability
+from backend.models import Mentor, User, WeeklyAvailability
+from backend.services.slots import blocking_holds, overlapping, scheduled_sessions
 
 Interval = tuple[datetime, datetime]
 
@@ -63,7 +64,9 @@ def mentor_availability(*, mentor_id: int, starts: datetime | None = None, ends:
         raise InvalidInput("to must be after from", field="to")
     if ends - starts > timedelta(days=MAX_RANGE_DAYS):
         raise InvalidInput(f"from and to may be at most {MAX_RANGE_DAYS} days apart", field="to")
-    window_start = max(starts, now.replace(second=0, microsecond=0) + timedelta(minutes=1))
+    # Bookable only from BOOKING_MIN_LEAD_MINUTES ahead, as checkout_create requires.
+    window_start = max(starts, now.replace(second=0, microsecond=0)
+                       + timedelta(minutes=settings.BOOKING_MIN_LEAD_MINUTES + 1))
     window_end = min(ends, now + timedelta(days=settings.BOOKING_MAX_DAYS_AHEAD))
     if window_end <= window_start:
         return []
@@ -71,12 +74,10 @@ def mentor_availability(*, mentor_id: int, starts: datetime | None = None, ends:
     windows = list(mentor.weekly_availability.all())
     free = _schedule_intervals(windows, window_start, window_end) if windows else [(window_start, window_end)]
     busy = [
-        *Session.objects.filter(mentor_id=mentor_id, status=Session.Status.SCHEDULED,
-                                scheduled_at__lt=window_end, ends_at__gt=window_start)
-        .values_list("scheduled_at", "ends_at"),
-        *Checkout.objects.filter(mentor_id=mentor_id, status=Checkout.Status.OPEN, expires_at__gt=now,
-                                 scheduled_at__lt=window_end, ends_at__gt=window_start)
-        .values_list("scheduled_at", "ends_at"),
+        interval
+        for occupant in (scheduled_sessions(), blocking_holds())
+        for interval in overlapping(occupant.filter(mentor_id=mentor_id), starts=window_start, ends=window_end)
+        .values_list("scheduled_at", "ends_at")
     ]
     return _clip(_subtract(free, busy), window_start, window_end)
 

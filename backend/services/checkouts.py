@@ -4,7 +4,6 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from backend import stripe_gateway
@@ -13,7 +12,9 @@ from backend.models import Checkout, Mentor, Session, User
 from backend.observability import context as log_context
 from backend.observability.metrics import CHECKOUT_CREATIONS, counts_outcome
 from backend.services.availability import slot_within_schedule
+from backend.services.installation import idempotency_key, stripe_metadata
 from backend.services.reconciliation import checkout_settle_from_stripe
+from backend.services.slots import slot_conflict
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,11 @@ def _validate_slot(*, scheduled_at: datetime, duration_minutes: int, now: dateti
         raise InvalidInput("scheduled_at must carry a UTC offset, e.g. 2026-12-01T15:00:00Z", field="scheduled_at")
     if scheduled_at <= now:
         raise InvalidInput("scheduled_at must be in the future", field="scheduled_at")
+    # Longer than the hold, so a delayed debit has time to clear and a lapsed hold to settle.
+    if scheduled_at < now + timedelta(minutes=settings.BOOKING_MIN_LEAD_MINUTES):
+        raise InvalidInput(
+            f"scheduled_at must be at least {settings.BOOKING_MIN_LEAD_MINUTES} minutes from now", field="scheduled_at"
+        )
     if scheduled_at > now + timedelta(days=settings.BOOKING_MAX_DAYS_AHEAD):
         raise InvalidInput(
             f"scheduled_at must be within {settings.BOOKING_MAX_DAYS_AHEAD} days from now", field="scheduled_at"
@@ -39,27 +45,6 @@ def _validate_slot(*, scheduled_at: datetime, duration_minutes: int, now: dateti
     if duration_minutes not in settings.BOOKING_ALLOWED_DURATIONS:
         allowed = ", ".join(str(d) for d in settings.BOOKING_ALLOWED_DURATIONS)
         raise InvalidInput(f"duration_minutes must be one of {allowed}", field="duration_minutes")
-
-
-def overlapping(queryset, *, starts: datetime, ends: datetime):
-    """Rows of `queryset` whose [scheduled_at, ends_at) meets [starts, ends)."""
-    return queryset.filter(scheduled_at__lt=ends, ends_at__gt=starts)
-
-
-def slot_conflict(*, mentor_id: int, mentee_id: int, starts: datetime, ends: datetime, now: datetime) -> str | None:
-    """Why this slot can't be held, or None. Call with the mentor row locked."""
-    scheduled = Session.objects.filter(status=Session.Status.SCHEDULED)
-    holding = Checkout.objects.filter(status=Checkout.Status.OPEN, expires_at__gt=now)
-    if overlapping(scheduled.filter(mentor_id=mentor_id), starts=starts, ends=ends).exists():
-        return "The mentor already has a session at that time"
-    if overlapping(holding.filter(mentor_id=mentor_id), starts=starts, ends=ends).exists():
-        return "That slot is being booked by someone else; try again in a few minutes or pick another time"
-    mine = Q(mentee_id=mentee_id)
-    if overlapping(scheduled.filter(mine), starts=starts, ends=ends).exists() or overlapping(
-        holding.filter(mine), starts=starts, ends=ends
-    ).exists():
-        return "You already have a session or a booking in progress at that time"
-    return None
 
 
 def _open_hold_of(*, mentee_id: int, mentor_id: int, scheduled_at: datetime, duration_minutes: int,
@@ -76,7 +61,7 @@ def _check_hold_allowed(*, mentee_id: int, mentor_id: int, starts: datetime, end
     if not slot_within_schedule(mentor_id=mentor_id, starts=starts, ends=ends):
         raise Conflict("The mentor is not available at that time; pick a time from their availability",
                        field="scheduled_at", code="outside_schedule")
-    conflict = slot_conflict(mentor_id=mentor_id, mentee_id=mentee_id, starts=starts, ends=ends, now=now)
+    conflict = slot_conflict(mentor_id=mentor_id, mentee_id=mentee_id, starts=starts, ends=ends)
     if conflict:
         raise Conflict(conflict, field="scheduled_at", code="slot_unavailable")
     holds = Checkout.objects.filter(mentee_id=mentee_id, status=Checkout.Status.OPEN, expires_at__gt=now).count()
@@ -133,11 +118,11 @@ def checkout_create(
             expires_at=now + timedelta(minutes=settings.CHECKOUT_HOLD_MINUTES) + STRIPE_EXPIRY_MARGIN,
         )
 
-    ids = {"checkout_id": str(checkout.pk), "mentor_id": str(mentor.pk), "mentee_id": str(mentee.pk)}
+    ids = stripe_metadata(checkout_id=checkout.pk, mentor_id=mentor.pk, mentee_id=mentee.pk)
     log_context.bind(checkout_id=checkout.pk)
     try:
         stripe_session = stripe_gateway.checkout_session_create(
-            idempotency_key=f"checkout:{checkout.pk}",
+            idempotency_key=idempotency_key("checkout", checkout.pk),
             amount=checkout.amount,
             currency=checkout.currency,
             product_name=f"{mentor.name}: {title}"[:250],

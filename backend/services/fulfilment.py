@@ -10,9 +10,10 @@ import logging
 from backend.errors import PaymentMismatch, PrerequisiteMissing
 from backend.models import Checkout, Mentor, Session
 from backend.services.followups import admin_alert_on_commit, notification_on_commit, stats_recompute_on_commit
+from backend.services.installation import installation
 from backend.services.mentors import mentor_stats_recompute
 from backend.services.refunds import refund_create
-from backend.services.sessions import session_for_payment
+from backend.services.slots import slot_conflict
 
 logger = logging.getLogger(__name__)
 
@@ -21,8 +22,9 @@ def _checkout_for(stripe_session: dict) -> Checkout | None:
     """Our Checkout for a Stripe session, locked; by Stripe id, else by our id in metadata."""
     checkouts = Checkout.objects.select_for_update()
     checkout = checkouts.filter(stripe_checkout_session_id=stripe_session["id"]).first()
-    if checkout is None:
-        ours = (stripe_session.get("metadata") or {}).get("checkout_id") or stripe_session.get("client_reference_id")
+    metadata = stripe_session.get("metadata") or {}
+    if checkout is None and metadata.get("install_id") in (None, "", installation().install_id):
+        ours = metadata.get("checkout_id") or stripe_session.get("client_reference_id")
         if ours and str(ours).isdigit():
             checkout = checkouts.filter(pk=int(ours), stripe_checkout_session_id__isnull=True).first()
     return checkout
@@ -108,10 +110,9 @@ def checkout_fulfil(*, stripe_session: dict) -> Session | None:
         return _mismatch_refund(checkout, stripe_session, problems)
 
     Mentor.objects.select_for_update().filter(pk=checkout.mentor_id).first()  # serialise with bookings
-    slot_taken = Session.objects.filter(
-        mentor_id=checkout.mentor_id, status=Session.Status.SCHEDULED,
-        scheduled_at__lt=checkout.ends_at, ends_at__gt=checkout.scheduled_at,
-    ).exists()
+    # Someone else's session or live hold: booking's own overlap check, this hold aside.
+    slot_taken = slot_conflict(mentor_id=checkout.mentor_id, starts=checkout.scheduled_at, ends=checkout.ends_at,
+                               excluding_checkout_id=checkout.pk) is not None
     session = _session_create(checkout, stripe_session, amount=checkout.amount, currency=checkout.currency,
                               status=Session.Status.CANCELLED if slot_taken else Session.Status.SCHEDULED)
 
@@ -146,11 +147,14 @@ def checkout_async_payment_succeeded(*, stripe_session: dict) -> Session | None:
     session.payment_status = Session.PaymentStatus.PAID
     session.stripe_payment_id = session.stripe_payment_id or stripe_session.get("payment_intent")
     session.save(update_fields=["payment_status", "stripe_payment_id", "updated_at"])
-    if session.status == Session.Status.SCHEDULED:
-        stats_recompute_on_commit(session.mentor_id)
-        notification_on_commit(session.pk, "booked")
-    else:  # cancelled while the debit was pending: the money goes back
+    if session.status == Session.Status.CANCELLED:
+        # Cancelled while the debit was pending (by a party, or at its start time: the
+        # pending-debit policy), so never delivered: the money goes back.
         refund_create(session=session, reason="cancelled before the payment cleared")
+        return session
+    stats_recompute_on_commit(session.mentor_id)
+    if session.status == Session.Status.SCHEDULED:
+        notification_on_commit(session.pk, "booked")
     return session
 
 
@@ -160,6 +164,15 @@ def checkout_async_payment_failed(*, stripe_session: dict) -> Session | None:
     if session is None or session.payment_status != Session.PaymentStatus.PENDING:
         return session
     if session.status == Session.Status.CANCELLED:
+        return session
+    if session.status == Session.Status.COMPLETED:
+        # Delivered before the bank said no: never cancelled behind anyone's back; an
+        # admin recovers the money with the mentee.
+        admin_alert_on_commit(
+            subject=f"Debit failed after session {session.pk} took place",
+            message=(f"The delayed payment {session.stripe_payment_id} of session {session.pk} \"{session.title}\" "
+                     f"failed after the session was delivered; it stays completed and unpaid."),
+        )
         return session
     session.status = Session.Status.CANCELLED
     session.save(update_fields=["status", "updated_at"])

@@ -25,6 +25,7 @@ from backend.services.followups import (
     stats_recompute_on_commit,
 )
 from backend.services.sessions import session_for_payment
+from backend.services.installation import idempotency_key, stripe_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -106,10 +107,10 @@ def refund_execute(*, refund_id: int) -> Refund:
             return _refund_not_needed(refund_id)
         try:
             stripe_refund = stripe_gateway.refund_create(
-                idempotency_key=f"refund:{refund.pk}:{remaining}",
+                idempotency_key=idempotency_key("refund", f"{refund.pk}:{remaining}"),
                 payment_intent=payment_intent,
                 amount=remaining,
-                metadata={"refund_id": str(refund.pk), "session_id": str(refund.session_id)},
+                metadata=stripe_metadata(refund_id=refund.pk, session_id=refund.session_id),
             )
         except PaymentProviderError as exc:
             if exc.code != "amount_too_large" or attempt == REREADS - 1:

@@ -8,18 +8,20 @@ import json
 import logging
 import re
 from collections.abc import Callable
+from datetime import timedelta
 
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from backend import stripe_gateway
-from backend.errors import WebhookPayloadTooLarge, WebhookRejected
+from backend.errors import ApplicationError, NotOurs, WebhookPayloadTooLarge, WebhookRejected
 from backend.models import WebhookEvent
 from backend.observability import context as log_context
 from backend.observability import metrics
 from backend.services import fulfilment, refunds
 from backend.services.followups import admin_alert_on_commit
+from backend.services.retries import error_is_transient, error_text, retries_exhausted, retry_delay
 
 logger = logging.getLogger(__name__)
 
@@ -187,43 +189,57 @@ def webhook_event_process(*, stripe_event_id: str) -> str:
         if handler is None:
             event.status = WebhookEvent.Status.IGNORED
         else:
-            handler(event.payload)
-            event.status = WebhookEvent.Status.PROCESSED
-            event.last_error = ""
+            try:
+                with transaction.atomic():
+                    handler(event.payload)
+                event.status = WebhookEvent.Status.PROCESSED
+                event.last_error = ""
+            except NotOurs as exc:
+                # Another integration's payment on the same account: nothing will ever arrive for it.
+                event.status = WebhookEvent.Status.IGNORED
+                event.last_error = error_text(exc)
         event.processed_at = timezone.now()
-        event.save(update_fields=["status", "last_error", "processed_at", "updated_at"])
+        event.next_attempt_at = None
+        event.save(update_fields=["status", "last_error", "processed_at", "next_attempt_at", "updated_at"])
     metrics.event_processed(event_type=event.type, status=event.status, created=event.payload.get("created"))
     logger.info("webhook %s (%s): %s", stripe_event_id, event.type, event.status)
     return event.status
 
 
-def webhook_event_mark_processing(*, stripe_event_id: str) -> None:
-    """Visible progress for admins and the sweep while a worker has the event."""
-    WebhookEvent.objects.filter(stripe_event_id=stripe_event_id).exclude(
-        status__in=[WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED]
-    ).update(status=WebhookEvent.Status.PROCESSING, attempts=F("attempts") + 1, updated_at=timezone.now())
+def webhook_event_start(*, stripe_event_id: str) -> bool:
+    """Count one attempt and show it in progress; False when the event is not to be run
+    (processed, ignored, or `failed`, which only an admin's retry reopens)."""
+    return bool(WebhookEvent.objects.filter(
+        stripe_event_id=stripe_event_id, status__in=[WebhookEvent.Status.RECEIVED, WebhookEvent.Status.PROCESSING]
+    ).update(status=WebhookEvent.Status.PROCESSING, attempts=F("attempts") + 1, next_attempt_at=None,
+             updated_at=timezone.now()))
 
 
-def webhook_event_record_failure(*, stripe_event_id: str, error: BaseException, final: bool) -> None:
-    """Keep the error; `failed` after the last try (admins retry it), else back to `received`."""
-    status = WebhookEvent.Status.FAILED if final else WebhookEvent.Status.RECEIVED
+def webhook_event_record_failure(*, stripe_event_id: str, error: BaseException) -> float | None:
+    """Keep the error and decide: seconds until the next try (the event goes back to
+    `received` with `next_attempt_at`, which the sweep respects), or None when this was
+    final (`failed`, for an admin): a non-transient error, or attempts used up."""
     with transaction.atomic():
         event = WebhookEvent.objects.select_for_update().filter(stripe_event_id=stripe_event_id).first()
-        if event is None or event.status == WebhookEvent.Status.PROCESSED:
-            return
-        if final and event.status != WebhookEvent.Status.FAILED:  # once per failure, not per repeat
+        if event is None or event.status != WebhookEvent.Status.PROCESSING:
+            return None
+        final = not error_is_transient(error) or retries_exhausted(event.attempts)
+        delay = None if final else retry_delay(event.attempts)
+        event.status = WebhookEvent.Status.FAILED if final else WebhookEvent.Status.RECEIVED
+        event.next_attempt_at = None if final else timezone.now() + timedelta(seconds=delay)
+        event.last_error = error_text(error)
+        event.save(update_fields=["status", "next_attempt_at", "last_error", "updated_at"])
+        if final:  # once per failure: only a PROCESSING event gets here
             admin_alert_on_commit(
                 subject=f"Stripe event {stripe_event_id} failed for good",
                 message=(f"Event {stripe_event_id} ({event.type}) failed after {event.attempts} attempt(s): "
-                         f"{error.__class__.__name__}: {error}"[:4000]
+                         f"{event.last_error}"
                          + "\nSee it in the admin (Webhook events, status failed); \"Retry selected\" runs it again."),
             )
-        event.status = status
-        event.last_error = f"{error.__class__.__name__}: {error}"[:4000]
-        event.save(update_fields=["status", "last_error", "updated_at"])
     log = logger.error if final else logger.warning
     log("webhook %s: attempt %d failed (%s)%s", stripe_event_id, event.attempts, event.last_error,
-        ", giving up" if final else ", will retry")
+        ", giving up" if final else f", next try in {delay:.1f}s")
+    return delay
 
 
 def webhook_events_retry(*, stripe_event_ids: list[str]) -> int:
@@ -233,7 +249,8 @@ def webhook_events_retry(*, stripe_event_ids: list[str]) -> int:
         status__in=[WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED]
     )
     ids = list(retryable.values_list("stripe_event_id", flat=True))
-    retryable.update(status=WebhookEvent.Status.RECEIVED, updated_at=timezone.now())
+    # A fresh budget of attempts: the admin judged the cause fixed.
+    retryable.update(status=WebhookEvent.Status.RECEIVED, attempts=0, next_attempt_at=None, updated_at=timezone.now())
     return sum(webhook_event_enqueue(event_id) for event_id in ids)
 
 
@@ -243,6 +260,6 @@ def webhook_event_replay(*, stripe_event_id: str) -> str:
     if not WebhookEvent.objects.filter(stripe_event_id=stripe_event_id).exists():
         webhook_event_store(stripe_gateway.event_retrieve(stripe_event_id))
     WebhookEvent.objects.filter(stripe_event_id=stripe_event_id, type__in=list(EVENT_HANDLERS)).update(
-        status=WebhookEvent.Status.RECEIVED, updated_at=timezone.now()
+        status=WebhookEvent.Status.RECEIVED, attempts=0, next_attempt_at=None, updated_at=timezone.now()
     )
     return webhook_event_process(stripe_event_id=stripe_event_id)

@@ -29,10 +29,10 @@ def test_without_a_schedule_the_whole_range_is_free_minus_sessions_and_live_hold
     Checkout.objects.create(mentee=make_user(), mentor=mentor, title="t", scheduled_at=hold_start, duration_minutes=30,
                             ends_at=hold_start + timedelta(minutes=30), amount=100, currency="usd",
                             expires_at=timezone.now() + timedelta(minutes=20))
-    lapsed = day + timedelta(hours=16)
-    Checkout.objects.create(mentee=make_user(), mentor=mentor, title="t", scheduled_at=lapsed, duration_minutes=30,
-                            ends_at=lapsed + timedelta(minutes=30), amount=100, currency="usd",
-                            expires_at=timezone.now() - timedelta(minutes=1))
+    released = day + timedelta(hours=16)  # a hold Stripe confirmed expired frees its slot
+    Checkout.objects.create(mentee=make_user(), mentor=mentor, title="t", scheduled_at=released, duration_minutes=30,
+                            ends_at=released + timedelta(minutes=30), amount=100, currency="usd",
+                            expires_at=timezone.now() - timedelta(minutes=1), status="expired")
 
     response = availability(client, mentor, day, day + timedelta(days=1))
     assert response.status_code == 200, response.content

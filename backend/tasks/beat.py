@@ -1,11 +1,12 @@
-"""Beat's periodic tasks; schedules live in django-celery-beat (migration 0004, editable in admin)."""
+"""Beat's payment safety nets and the daily audit; schedules live in django-celery-beat
+(migrations 0004, 0005, 0009, editable in admin) and find these tasks by their registered
+names, which must not change."""
 from datetime import timedelta
 
 from celery import shared_task
 from django.utils import timezone
 
 from backend.services.audit import payments_audit, payments_audit_alert
-
 from backend.services.reconciliation import checkout_holds_expire, followups_sweep, payments_reconcile, webhook_events_sweep
 
 
