@@ -65,3 +65,13 @@ class PaymentMismatch(ApplicationError):
     """Stripe's amount, currency or ids disagree with our Checkout: never book it."""
 
     code = "payment_mismatch"
+
+
+class RateLimited(ApplicationError):
+    """Too many requests from one account or address (429, with Retry-After)."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, field: str | None = None):
+        super().__init__(message, field=field)
+        self.retry_after = max(int(retry_after), 1)
