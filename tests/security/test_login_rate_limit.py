@@ -23,6 +23,9 @@ def an_address() -> str:
     return f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
 
 
+# The tests' limits are per hour: a per-minute window ending mid-test would reset the count.
+
+
 def a_victim():
     return make_user(email=f"victim-{uuid.uuid4().hex[:10]}@example.test")
 
@@ -125,7 +128,7 @@ def test_the_counters_live_in_the_shared_redis_cache(settings):
 @pytest.mark.django_db(transaction=True)
 def test_the_limit_holds_across_several_gunicorn_workers():
     victim = a_victim()
-    with ApiServer(env={"LOGIN_RATE_LIMIT": "4/m"}, workers=3) as api:
+    with ApiServer(env={"LOGIN_RATE_LIMIT": "4/h"}, workers=3) as api:
         def attempt_over_a_new_connection(password):
             return httpx.post(f"{api.url}/api/auth/login", json={"email": victim.email, "password": password},
                               timeout=30)
