@@ -4,6 +4,7 @@ Defaults are safe for a developer's machine: with no DATABASE_URL the database i
 SQLite (WAL) under var/, with no broker URL Celery uses Kombu's filesystem
 transport under var/. Compose, production and the tests set PostgreSQL and Redis.
 """
+import ipaddress
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -74,6 +75,11 @@ if HTTPS:
 # 10.0.0.0/8). Only then are X-Forwarded-Proto (is the request HTTPS?) and X-Forwarded-For
 # (the client's address, for rate limits) believed; without it anyone could forge them.
 TRUSTED_PROXY = env.list("TRUSTED_PROXY", default=[])
+for _proxy in TRUSTED_PROXY:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"TRUSTED_PROXY: {_proxy!r} is not an IP address or network (e.g. 10.0.0.0/8)")
 if TRUSTED_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Origins allowed to POST forms to us (admin, pages) when they differ from the Host, e.g. https://pay.example.com

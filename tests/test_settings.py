@@ -122,6 +122,12 @@ def test_proxy_headers_are_believed_only_behind_a_trusted_proxy():
     assert behind["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
 
 
+def test_a_trusted_proxy_that_is_no_address_stops_the_process():
+    result = manage("check", DJANGO_SECRET_KEY=a_secret(), TRUSTED_PROXY="10.0.0.0/8,proxy.internal")
+    assert result.returncode != 0
+    assert result.stderr.startswith("manage.py: TRUSTED_PROXY: 'proxy.internal' is not an IP address or network")
+
+
 def test_csrf_trusted_origins_come_from_the_environment():
     assert settings_in_a_process(DJANGO_SECRET_KEY=a_secret(),
                                  CSRF_TRUSTED_ORIGINS="https://a.example,https://b.example")["CSRF_TRUSTED_ORIGINS"] == [
