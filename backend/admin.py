@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
-from backend.models import Checkout, Expertise, Mentor, Notification, Refund, Session, User, WebhookEvent
+from backend.models import Checkout, Expertise, Mentor, Notification, Refund, Session, User, WebhookEvent, WeeklyAvailability
 from backend.services.refunds import refund_admin_request, refunds_retry
 from backend.services.webhooks import webhook_events_retry
 
@@ -55,8 +55,14 @@ class ExpertiseAdmin(admin.ModelAdmin):
     search_fields = ["slug", "name"]
 
 
+class WeeklyAvailabilityInline(admin.TabularInline):
+    model = WeeklyAvailability
+    extra = 0
+
+
 @admin.register(Mentor)
 class MentorAdmin(admin.ModelAdmin):
+    inlines = [WeeklyAvailabilityInline]
     list_display = ["name", "user", "hourly_rate", "currency", "is_active", "total_sessions", "total_earnings"]
     list_filter = ["is_active", "currency", "expertise"]
     search_fields = ["name", "headline", "user__email"]

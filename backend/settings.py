@@ -95,6 +95,8 @@ INSTALLED_APPS = [
     "corsheaders",
     "ninja_jwt",
     "django_celery_beat",
+    # Listed so /api/docs renders ninja's own Swagger UI files (no CDN, works offline).
+    "ninja",
     "backend",
 ]
 
@@ -129,6 +131,39 @@ TEMPLATES = [
     }
 ]
 
+# --- Timeouts: every outbound call ends before its caller's limit -------------
+# The budget, outermost first: gunicorn kills a request after 30 s (its default, set
+# explicitly in Procfile and docker-compose); a Celery task is interrupted at its soft
+# limit (CELERY_TASK_SOFT_TIME_LIMIT, 60 s). One Stripe call takes at most
+# (STRIPE_MAX_NETWORK_RETRIES + 1) * STRIPE_TIMEOUT_SECONDS plus the SDK's backoff between
+# tries (0.5-1 s each): 2 * 10 + 1 = 21 s by default, under both. A checkout makes one
+# Stripe call; a refund task one or two (tests/test_timeouts.py checks the budget
+# against the limits), and a refund interrupted anyway is retried, not failed.
+STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=10.0)
+STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=1)
+STRIPE_CALL_BUDGET_SECONDS = (STRIPE_MAX_NETWORK_RETRIES + 1) * STRIPE_TIMEOUT_SECONDS + STRIPE_MAX_NETWORK_RETRIES
+# Redis (broker and cache): a blackholed Redis answers nothing; connect and each read give
+# up after this, and a publish is tried twice, so `.delay()` / on_commit gives up within
+# about 3 x REDIS_TIMEOUT_SECONDS and the change stands for the sweeps to queue.
+REDIS_TIMEOUT_SECONDS = env.float("REDIS_TIMEOUT_SECONDS", default=2.0)
+# PostgreSQL: connecting (TCP + startup) gives up after DATABASE_CONNECT_TIMEOUT seconds;
+# the server cancels a statement after DATABASE_STATEMENT_TIMEOUT_MS (under gunicorn's
+# 30 s) and a lock wait after DATABASE_LOCK_TIMEOUT_MS; tcp_user_timeout drops a
+# connection whose packets go unacknowledged (a network blackhole) instead of waiting
+# for the kernel's 15 minutes.
+DATABASE_CONNECT_TIMEOUT = env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+DATABASE_STATEMENT_TIMEOUT_MS = env.int("DATABASE_STATEMENT_TIMEOUT_MS", default=25000)
+DATABASE_LOCK_TIMEOUT_MS = env.int("DATABASE_LOCK_TIMEOUT_MS", default=10000)
+_POSTGRES_TIMEOUTS = {
+    "connect_timeout": DATABASE_CONNECT_TIMEOUT,
+    "options": f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS} -c lock_timeout={DATABASE_LOCK_TIMEOUT_MS}",
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 2,
+    "tcp_user_timeout": DATABASE_CONNECT_TIMEOUT * 2000,
+}
+
 # --- Database -----------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -142,6 +177,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {}).update(_POSTGRES_TIMEOUTS)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The stats index's INCLUDE columns are a PostgreSQL optimisation; on SQLite (make run)
 # the index is still created, without them, which is all that warning says.
@@ -169,7 +205,9 @@ NINJA_JWT = {
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=7)),
     "SIGNING_KEY": JWT_SIGNING_KEY,
 }
-FRONTEND_URL = env("FRONTEND_URL", default="http://localhost:3002").rstrip("/")
+# Where Checkout sends the mentee back: by default this backend's own pages (/sessions,
+# /mentors/{id}); an external frontend (the :3002 app) sets it, and CORS follows.
+FRONTEND_URL = env("FRONTEND_URL", default=f"http://127.0.0.1:{env.int('API_PORT', default=8002)}").rstrip("/")
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[FRONTEND_URL])
 
 # --- Stripe -------------------------------------------------------------------
@@ -194,7 +232,15 @@ else:
     # Longer than any countdown or retry backoff we use (5 minutes at most), so Redis does
     # not redeliver a task that is only waiting for its ETA; short enough that the tasks
     # of a worker killed mid-task come back within a quarter of an hour.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 15 * 60}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": 15 * 60,
+        "socket_timeout": REDIS_TIMEOUT_SECONDS,
+        "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+    }
+    CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_TIMEOUT_SECONDS
+    # A publish (`.delay()`) is tried twice, then raises: the callers log it and the
+    # sweeps queue the work from the rows.
+    CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -211,6 +257,13 @@ TASK_MAX_RETRIES = env.int("TASK_MAX_RETRIES", default=8)
 TASK_RETRY_BASE_SECONDS = env.float("TASK_RETRY_BASE_SECONDS", default=2.0)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
+# --- Celery queues: confirmations apart, so mail never waits behind (or delays) fulfilment ---
+# Every queue declared here is consumed by a worker started without -Q (make run, compose, tests);
+# `-Q notifications` runs a mail-only worker.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = {"celery": {}, "notifications": {}}
+CELERY_TASK_ROUTES = {"send_session_notification": {"queue": "notifications"}}
+
 # --- Cache (rate limits) -----------------------------------------------------
 # Shared by every gunicorn worker: Redis when the broker is Redis (keys under a prefix,
 # so never cache.clear() it: that would flush the broker's queues too), else files under
@@ -223,7 +276,8 @@ CACHES = {"default": env.cache("CACHE_URL", default=_DEFAULT_CACHE_URL)}
 CACHES["default"]["KEY_PREFIX"] = "myroadmap"
 if CACHES["default"]["BACKEND"].endswith("RedisCache"):
     # A Redis outage must not hang the login: fail fast, the rate limit then fails open.
-    CACHES["default"].setdefault("OPTIONS", {}).update({"socket_connect_timeout": 1, "socket_timeout": 1})
+    CACHES["default"].setdefault("OPTIONS", {}).update(
+        {"socket_connect_timeout": min(1.0, REDIS_TIMEOUT_SECONDS), "socket_timeout": min(1.0, REDIS_TIMEOUT_SECONDS)})
 
 # --- Abuse limits (rate limits) -----------------------------------------------
 # django-ratelimit's "count/period" (s, m, h, d), counted in the cache above. Each limit
@@ -254,11 +308,38 @@ BOOKING_MAX_DAYS_AHEAD = env.int("BOOKING_MAX_DAYS_AHEAD", default=90)
 CHECKOUT_HOLD_MINUTES = env.int("CHECKOUT_HOLD_MINUTES", default=30)
 REFUND_CUTOFF_HOURS = env.int("REFUND_CUTOFF_HOURS", default=24)
 
+# --- Browser pages, holds and availability ---------------------------------------
+# Open Checkouts (slot holds) one mentee may have at once.
+MAX_OPEN_HOLDS = env.int("MAX_OPEN_HOLDS", default=3)
+LOGIN_URL = "/login"
+LOGIN_REDIRECT_URL = "/sessions"
+LOGOUT_REDIRECT_URL = "/mentors"
+
+
+
+def _is_crash(record) -> bool:
+    # django.request logs every 5xx response; only an unhandled exception (it carries
+    # exc_info) is worth a mail. A 502/503 we answered on purpose (Stripe down) is not.
+    return record.exc_info is not None
+
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+        "crashes_only": {"()": "django.utils.log.CallbackFilter", "callback": _is_crash},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "mail_admins": {"level": "ERROR", "class": "django.utils.log.AdminEmailHandler",
+                        "filters": ["require_debug_false", "crashes_only"]},
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "stripe": {"level": "WARNING"}},
+    "loggers": {
+        "django": {"handlers": ["mail_admins"], "level": "INFO"},
+        "django.db.backends": {"level": "WARNING"},
+        "stripe": {"level": "WARNING"},
+    },
 }

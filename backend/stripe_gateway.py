@@ -22,7 +22,6 @@ logger = logging.getLogger(__name__)
 
 API_VERSION = stripe.api_version  # the version this SDK release is pinned to
 WEBHOOK_TOLERANCE_SECONDS = 300
-MAX_NETWORK_RETRIES = 2
 
 
 class WebhookPayloadInvalid(Exception):
@@ -39,7 +38,7 @@ class RefundInfo:
 
 
 @lru_cache(maxsize=4)
-def _client_for(secret_key: str, api_base: str) -> stripe.StripeClient:
+def _client_for(secret_key: str, api_base: str, timeout: float, max_network_retries: int) -> stripe.StripeClient:
     if not secret_key:
         raise PaymentProviderError("Stripe is not configured: STRIPE_SECRET_KEY is empty", code="stripe_not_configured")
     base_addresses = {"api": api_base} if api_base else None
@@ -47,27 +46,31 @@ def _client_for(secret_key: str, api_base: str) -> stripe.StripeClient:
         secret_key,
         base_addresses=base_addresses,
         stripe_version=API_VERSION,
-        max_network_retries=MAX_NETWORK_RETRIES,
+        max_network_retries=max_network_retries,
+        # The SDK's default is 80 s per try, longer than any caller may wait (settings' timeout budget).
+        http_client=stripe.RequestsClient(timeout=(min(timeout, 5.0), timeout)),
     )
 
 
 def _client() -> stripe.StripeClient:
-    return _client_for(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE)
+    return _client_for(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE,
+                       settings.STRIPE_TIMEOUT_SECONDS, settings.STRIPE_MAX_NETWORK_RETRIES)
 
 
 def _domain_error(exc: stripe.StripeError) -> Exception:
+    """Our error for the SDK's. Its text (network details, parts of the key, Stripe's own
+    wording) goes to our log only; the caller's answer says what happened in our words."""
     retryable = isinstance(exc, (stripe.APIConnectionError, stripe.RateLimitError)) or (
         exc.http_status is not None and (exc.http_status == 409 or exc.http_status >= 500)
     )
-    if isinstance(exc, (stripe.AuthenticationError, stripe.PermissionError)):
-        # Stripe's message quotes (part of) the key: keep it in our logs' class name only.
-        message = "the payment provider refused our credentials"
-    else:
-        message = exc.user_message or exc.__class__.__name__
-    logger.warning("stripe call failed: %s (status=%s, request=%s)", exc.__class__.__name__, exc.http_status, exc.request_id)
+    logger.warning("stripe call failed: %s (status=%s, code=%s, request=%s)", exc.__class__.__name__,
+                   exc.http_status, getattr(exc, "code", None), exc.request_id)
     if retryable:
-        return PaymentProviderUnavailable(f"Stripe is unavailable, try again shortly: {message}")
-    return PaymentProviderError(f"Stripe refused the request: {message}", code=getattr(exc, "code", None) or None)
+        return PaymentProviderUnavailable("Stripe is unavailable at the moment; try again shortly")
+    if isinstance(exc, (stripe.AuthenticationError, stripe.PermissionError)):
+        return PaymentProviderError("Stripe refused our credentials; an administrator has to fix the configuration",
+                                    code="stripe_credentials_refused")
+    return PaymentProviderError("Stripe refused the request", code=getattr(exc, "code", None) or None)
 
 
 def checkout_session_create(
@@ -152,6 +155,47 @@ def events_list(*, types: list[str], created_gte: int, delivery_success: bool | 
         raise _domain_error(exc) from exc
 
 
+def _listed(resource, params: dict):
+    try:
+        for item in resource.list(params=params).auto_paging_iter():
+            yield item.to_dict()
+    except stripe.StripeError as exc:
+        raise _domain_error(exc) from exc
+
+
+def checkout_sessions_list(*, created_gte: int):
+    """Every Checkout Session created since `created_gte`, as plain dicts."""
+    return _listed(_client().v1.checkout.sessions, {"created": {"gte": created_gte}, "limit": 100})
+
+
+def charges_list(*, created_gte: int):
+    """Every Charge created since `created_gte` (amount_refunded is the refunded total)."""
+    return _listed(_client().v1.charges, {"created": {"gte": created_gte}, "limit": 100})
+
+
+def refunds_list(*, created_gte: int | None = None, payment_intent: str | None = None):
+    """Refunds created since `created_gte`, or every refund of one PaymentIntent."""
+    params: dict = {"limit": 100}
+    if created_gte is not None:
+        params["created"] = {"gte": created_gte}
+    if payment_intent:
+        params["payment_intent"] = payment_intent
+    return _listed(_client().v1.refunds, params)
+
+
+def payment_intent_retrieve(payment_intent_id: str) -> dict | None:
+    """The PaymentIntent with its latest charge expanded; None when Stripe has no such object."""
+    try:
+        return _client().v1.payment_intents.retrieve(
+            payment_intent_id, params={"expand": ["latest_charge"]}).to_dict()
+    except stripe.InvalidRequestError as exc:
+        if exc.code == "resource_missing":
+            return None
+        raise _domain_error(exc) from exc
+    except stripe.StripeError as exc:
+        raise _domain_error(exc) from exc
+
+
 def event_retrieve(event_id: str) -> dict:
     try:
         return _client().v1.events.retrieve(event_id).to_dict()
@@ -220,3 +264,25 @@ def _signature_timestamp(header: str) -> int:
 
 def key_is_live() -> bool:
     return settings.STRIPE_SECRET_KEY.startswith(("sk_live_", "rk_live_"))
+
+
+def target_describe() -> str:
+    """Which Stripe this process talks to, for a human at start-up; never the key itself."""
+    key = settings.STRIPE_SECRET_KEY
+    if not key:
+        return "Stripe: not configured (STRIPE_SECRET_KEY is empty); checkouts will fail"
+    mode = "LIVE mode, real money" if key_is_live() else "test mode"
+    if settings.STRIPE_API_BASE:
+        return f"Stripe: the offline sandbox at {settings.STRIPE_API_BASE} ({mode} key)"
+    return f"Stripe: real Stripe at api.stripe.com, {mode}"
+
+
+def configuration_warnings() -> list[str]:
+    """What is missing for the whole payment flow to work (webhooks, Stripe.js)."""
+    warnings = []
+    if not settings.STRIPE_WEBHOOK_SECRETS:
+        warnings.append("STRIPE_WEBHOOK_SECRET is not set: every webhook will be refused and payments only "
+                        "settle through the reconciler (stripe listen prints a whsec_ to use)")
+    if not settings.STRIPE_PUBLISHABLE_KEY:
+        warnings.append("STRIPE_PUBLISHABLE_KEY is not set: GET /api/payments/config returns an empty key")
+    return warnings

@@ -184,6 +184,27 @@ class CeleryWorker(_Child):
             app.close()
 
 
+class CeleryBeat(_Child):
+    """`python -m celery -A worker beat` (django-celery-beat's schedules) with `env` on top of ours."""
+
+    def __init__(self, env: dict):
+        self.env = env
+
+    def __enter__(self):
+        self._schedule = tempfile.TemporaryDirectory()
+        self._spawn([sys.executable, "-m", "celery", "-A", "worker", "beat", "--loglevel", "WARNING",
+                     "--schedule", f"{self._schedule.name}/celerybeat-schedule"],
+                    {**os.environ, "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "WARNING", **self.env})
+        time.sleep(1)
+        if self.process.poll() is not None:
+            raise RuntimeError(f"celery beat exited:\n{self.log()}")
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        self._schedule.cleanup()
+
+
 def request(method: str, port: int, path: str, body: bytes | None = None, headers: dict | None = None) -> int:
     return request_json(method, port, path, body, headers)[0]
 
@@ -207,22 +228,31 @@ def request_json(method: str, port: int, path: str, body=None, headers: dict | N
         conn.close()
 
 
-def run_load(port: int, requests: list[tuple[str, str, bytes | None, dict]], concurrency: int) -> dict:
-    """Send every request once with `concurrency` threads; latency and throughput figures."""
+def run_load(port: int, requests: list[tuple[str, str, bytes | None, dict]], concurrency: int,
+             keep_alive: bool = False) -> dict:
+    """Send every request once with `concurrency` threads; latency and throughput figures.
+    keep_alive: each thread reuses its connection (reconnecting when the server closes it)
+    instead of opening a new one per request as Stripe's deliveries do."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     lock = threading.Lock()
     queue = iter(requests)
 
     def worker():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30) if keep_alive else None
         while True:
             with lock:
                 item = next(queue, None)
             if item is None:
+                if conn is not None:
+                    conn.close()
                 return
             method, path, body, headers = item
             started = time.perf_counter()
-            status = request(method, port, path, body, headers)
+            if conn is None:
+                status = request(method, port, path, body, headers)
+            else:
+                status = _keep_alive_request(conn, method, path, body, headers)
             elapsed = time.perf_counter() - started
             with lock:
                 latencies.append(elapsed)
@@ -237,6 +267,51 @@ def run_load(port: int, requests: list[tuple[str, str, bytes | None, dict]], con
     wall = time.perf_counter() - started
     return {"requests": len(latencies), "concurrency": concurrency, "per_second": round(len(latencies) / wall, 1),
             **percentiles([x * 1000 for x in latencies]), "statuses": statuses}
+
+
+def _keep_alive_request(conn: http.client.HTTPConnection, method, path, body, headers) -> int:
+    for attempt in (1, 2):
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            if response.will_close:
+                conn.close()  # the next request reconnects
+            return response.status
+        except (http.client.HTTPException, ConnectionError):
+            conn.close()
+            if attempt == 2:
+                raise
+
+
+def process_tree_cpu_seconds(pid: int) -> float:
+    """user + system CPU of `pid` and every live descendant, from /proc (0 for gone ones)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            stat = _proc_stat(int(entry))
+            if stat:
+                children.setdefault(int(stat[1]), []).append(int(entry))
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += pid_cpu_seconds(current)
+        todo.extend(children.get(current, []))
+    return total
+
+
+def pid_cpu_seconds(pid: int) -> float:
+    stat = _proc_stat(pid)
+    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK") if stat else 0.0
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    # Fields after the parenthesised command name: state, ppid, ... utime is field 14 (index 11 here).
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -145,6 +146,9 @@ def _stripe_endpoint(sandbox: Sandbox, schema_name: str, handler):
     schema = schema_for(schema_name)
 
     async def endpoint(request: Request):
+        faults = sandbox.api_faults
+        if faults.latency_ms and request.url.path.startswith(faults.path_prefix):
+            await asyncio.sleep(faults.latency_ms / 1000)  # a slow Stripe; other requests go on
         request_id = new_id("req_", 14)
         headers = {"Request-Id": request_id,
                    "Stripe-Version": request.headers.get("stripe-version", stripe.api_version)}

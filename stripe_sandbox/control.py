@@ -15,7 +15,6 @@ from starlette.routing import Route
 
 from .errors import StripeApiError, parameter_invalid
 from .sandbox import Sandbox
-from .webhooks import Faults
 
 
 def routes(sandbox: Sandbox) -> list[Route]:
@@ -73,15 +72,12 @@ def routes(sandbox: Sandbox) -> list[Route]:
         return {"data": attempts, **dispatcher.status()}
 
     def set_faults(body):
-        known = {field.name for field in fields(Faults)}
-        unknown = set(body) - known
-        if unknown:
-            raise parameter_invalid(sorted(unknown)[0], f"Unknown fault: {sorted(unknown)[0]}")
-        try:
-            dispatcher.set_faults(Faults(**{**asdict(dispatcher.faults), **body}))
-        except (TypeError, ValueError) as error:
-            raise parameter_invalid("faults", str(error))
+        dispatcher.set_faults(_faults_updated(dispatcher.faults, body))
         return dispatcher.status()
+
+    def set_api_faults(body):
+        sandbox.api_faults = _faults_updated(sandbox.api_faults, body)
+        return asdict(sandbox.api_faults)
 
     def pause(body):
         dispatcher.pause()
@@ -111,11 +107,25 @@ def routes(sandbox: Sandbox) -> list[Route]:
         _get(prefix + "/deliveries", deliveries),
         _post(prefix + "/webhooks/faults", set_faults),
         _get(prefix + "/webhooks", lambda query: dispatcher.status()),
+        _post(prefix + "/api/faults", set_api_faults),
         _post(prefix + "/webhooks/pause", pause),
         _post(prefix + "/webhooks/resume", resume),
         _post(prefix + "/reset", reset),
         _get(prefix + "/health", health),
     ]
+
+
+def _faults_updated(current, body: dict):
+    """`current` (a faults dataclass) with the fields `body` names replaced; 400 for an
+    unknown field or a bad value."""
+    known = {field.name for field in fields(current)}
+    unknown = set(body) - known
+    if unknown:
+        raise parameter_invalid(sorted(unknown)[0], f"Unknown fault: {sorted(unknown)[0]}")
+    try:
+        return type(current)(**{**asdict(current), **body}).validated()
+    except (TypeError, ValueError) as error:
+        raise parameter_invalid("faults", str(error))
 
 
 def _post(path: str, action) -> Route:

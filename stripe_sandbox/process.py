@@ -109,6 +109,10 @@ class SandboxControl:
         return self._call("POST", "/webhooks/faults", {"duplicate_rate": 0, "reorder_window": 0,
                                                        "delay_ms": 0, "fail_first": 0, "seed": None})
 
+    def set_api_faults(self, *, latency_ms: int = 0, path_prefix: str = "/v1/") -> dict:
+        """Make the Stripe API slow: requests under `path_prefix` answer `latency_ms` later."""
+        return self._call("POST", "/api/faults", {"latency_ms": latency_ms, "path_prefix": path_prefix})
+
     def pause(self) -> dict:
         return self._call("POST", "/webhooks/pause")
 

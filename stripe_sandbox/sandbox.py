@@ -35,9 +35,24 @@ class SandboxConfig:
         return f"http://{host}:{self.port}"
 
 
+@dataclass
+class ApiFaults:
+    """Faults of the /v1 API itself (not of webhook delivery): a slow Stripe."""
+    latency_ms: int = 0  # every matching request answers this much later
+    path_prefix: str = "/v1/"  # which requests: those whose path starts with this
+
+    def validated(self) -> "ApiFaults":
+        if not isinstance(self.latency_ms, int) or self.latency_ms < 0:
+            raise ValueError("latency_ms must be an integer >= 0")
+        if not isinstance(self.path_prefix, str) or not self.path_prefix.startswith("/v1/"):
+            raise ValueError("path_prefix must start with /v1/")
+        return self
+
+
 class Sandbox:
     def __init__(self, config: SandboxConfig):
         self.config = config
+        self.api_faults = ApiFaults()
         self.store = Store(config.state_file)
         self.events = EventLog(self.store, webhook_configured=bool(config.webhook_url))
         self.dispatcher = WebhookDispatcher(self.store, DeliverySettings(
@@ -64,6 +79,7 @@ class Sandbox:
         self.store.save()
 
     def reset(self) -> None:
+        self.api_faults = ApiFaults()
         with self.store.lock:
             self.dispatcher.reset()
             self.store.reset()

@@ -2,6 +2,7 @@
 import os
 import socket
 import uuid
+import warnings
 from urllib.parse import urlparse
 
 import pytest
@@ -93,3 +94,46 @@ def stripe_sandbox(stripe_sandbox_process, settings):
         stripe_sandbox_process.wait_until_delivered(timeout=10)
     except TimeoutError:
         pass
+
+
+# --- Browser: one Debian Chromium for the whole session (the sandbox's hosted page, our pages) --
+# Playwright's sync API allows one instance per thread, so every browser test shares it.
+
+# Debian's package; CHROMIUM_PATH only moves it (e.g. to check the loud skip).
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+_browser_skip_reasons: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Playwright's Chromium: Debian's build, never a downloaded one."""
+    if not os.path.exists(CHROMIUM):
+        reason = (f"BROWSER TESTS NOT RUN: {CHROMIUM} is missing "
+                  "(apt-get install -y chromium); they are skipped, not passed")
+        _browser_skip_reasons.append(reason)
+        warnings.warn(reason)  # listed in the warnings summary; the terminal summary repeats it
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+    # Playwright's sync API keeps an event loop in this thread; tests beside it still query
+    # the database synchronously (they never run inside that loop), which Django allows only when told.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _browser_skip_reasons:
+        terminalreporter.write_sep("!", "BROWSER TESTS SKIPPED, NOT PASSED", red=True, bold=True)
+        terminalreporter.write_line(_browser_skip_reasons[0], red=True, bold=True)

@@ -2,12 +2,14 @@ from datetime import datetime
 
 from django.conf import settings
 from ninja import Field, Router, Schema
+from ninja.security import django_auth
 from ninja_jwt.authentication import JWTAuth
 from pydantic import ConfigDict
 
 from backend.api.schemas import ErrorOut, InputText
+from backend.api.sessions import SessionOut
 from backend.api.throttles import throttled
-from backend.services.checkouts import checkout_create
+from backend.services.checkouts import CheckoutState, checkout_create, checkout_state_get
 from backend.services.webhooks import MAX_PAYLOAD_BYTES, WebhookPayloadTooLarge, webhook_event_ingest
 
 router = Router(tags=["payments"])
@@ -32,6 +34,14 @@ class CheckoutIn(Schema):
 class CheckoutOut(Schema):
     checkout_url: str
     session_id: str = Field(description="The Stripe Checkout Session id (cs_...)")
+
+
+class CheckoutStateOut(Schema):
+    session_id: str = Field(description="The Stripe Checkout Session id (cs_...)")
+    state: str = Field(description="open, processing, booked, pending_payment, payment_failed, expired or refunded")
+    checkout_url: str | None = Field(description="Where to pay while the hold is open")
+    expires_at: datetime = Field(description="When the hold on the slot ends")
+    session: SessionOut | None = Field(description="The booked session, once there is one")
 
 
 class WebhookOut(Schema):
@@ -64,6 +74,19 @@ def create_checkout_session(request, payload: CheckoutIn):
         duration_minutes=payload.duration_minutes,
     )
     return {"checkout_url": checkout.checkout_url, "session_id": checkout.stripe_checkout_session_id}
+
+
+@router.get(
+    "/checkout-sessions/{cs_id}",
+    response={200: CheckoutStateOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut},
+    # Bearer tokens for API clients; the signed-in browser session for our own pages.
+    auth=[JWTAuth(), django_auth],
+)
+def checkout_session_state(request, cs_id: str):
+    """The state of the caller's booking by Checkout Session id, for the return page to poll."""
+    state, checkout, session = checkout_state_get(user=request.auth, stripe_checkout_session_id=cs_id)
+    return {"session_id": cs_id, "state": state, "expires_at": checkout.expires_at, "session": session,
+            "checkout_url": checkout.checkout_url if state == CheckoutState.OPEN else None}
 
 
 @router.post("/webhook", response={200: WebhookOut, 400: ErrorOut, 413: ErrorOut}, auth=None)

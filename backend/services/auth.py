@@ -48,8 +48,8 @@ def user_register(*, email: str, password: str, name: str) -> User:
         raise Conflict("An account with this email already exists", field="email")
 
 
-def auth_authenticate(*, email: str, password: str, client_address: str | None) -> User:
-    """The active user with these credentials, for the API's tokens and the web pages' session.
+def user_authenticate(*, email: str, password: str, client_address: str | None) -> User:
+    """The user with these credentials, for the API's tokens and the pages' session login.
 
     Failed attempts are counted per account and, separately, per client address
     (LOGIN_RATE_LIMIT each, in the shared cache): one address spraying many emails and many
@@ -70,8 +70,8 @@ def auth_authenticate(*, email: str, password: str, client_address: str | None) 
 
 
 def auth_login(*, email: str, password: str, client_address: str | None) -> dict[str, str]:
-    """Check the credentials (auth_authenticate) and return a fresh access/refresh token pair."""
-    user = auth_authenticate(email=email, password=password, client_address=client_address)
+    """Check the credentials (user_authenticate) and return a fresh access/refresh token pair."""
+    user = user_authenticate(email=email, password=password, client_address=client_address)
     refresh = RefreshToken.for_user(user)
     refresh[PASSWORD_CLAIM] = _password_fingerprint(user)
     return {"access": str(refresh.access_token), "refresh": str(refresh)}

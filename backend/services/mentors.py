@@ -5,7 +5,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from backend.errors import NotFound
-from backend.models import Mentor, Session
+from backend.models import Expertise, Mentor, Session
 
 
 def mentor_list(*, expertise: str | None = None, search: str | None = None) -> QuerySet[Mentor]:
@@ -18,6 +18,11 @@ def mentor_list(*, expertise: str | None = None, search: str | None = None) -> Q
     if search:
         mentors = mentors.filter(Q(name__icontains=search) | Q(headline__icontains=search))
     return mentors.order_by("name", "id")
+
+
+def expertise_list() -> QuerySet[Expertise]:
+    """Every topic, for the catalogue's filter."""
+    return Expertise.objects.order_by("name")
 
 
 def mentor_get(*, mentor_id: int) -> Mentor:

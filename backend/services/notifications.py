@@ -103,7 +103,7 @@ def _party(session: Session, recipient: str) -> tuple[str, str]:
     return session.mentee.name, session.mentee.email
 
 
-def _money(amount: int, currency: str) -> str:
+def money_format(amount: int, currency: str) -> str:
     """Minor units as a readable amount: 12000 usd -> "120.00 USD", 6000 jpy -> "6,000 JPY"."""
     code = currency.lower()
     decimals = 0 if code in ZERO_DECIMAL_CURRENCIES else 3 if code in THREE_DECIMAL_CURRENCIES else 2
@@ -134,8 +134,8 @@ def _email_build(*, session: Session, kind: str, recipient: str, to: str) -> Ema
         "ends_at_iso": end.isoformat(),
         "when": _when(start, end),
         "duration_minutes": session.duration_minutes,
-        "amount": _money(session.amount, session.currency),
-        "refunded_amount": _money(session.refunded_amount, session.currency),
+        "amount": money_format(session.amount, session.currency),
+        "refunded_amount": money_format(session.refunded_amount, session.currency),
         "frontend_url": settings.FRONTEND_URL,
     }
     message = EmailMultiAlternatives(
@@ -186,3 +186,8 @@ def _ics_build(*, session: Session, method: str) -> str:
 
     calendar.add_component(event)
     return calendar.to_ical().decode()
+
+
+def session_ics(*, session: Session) -> str:
+    """The session's calendar file for download: the invite, or its cancellation."""
+    return _ics_build(session=session, method="CANCEL" if session.status == Session.Status.CANCELLED else "REQUEST")

@@ -51,7 +51,7 @@ def payments_reconcile(*, since: timedelta = RECONCILE_WINDOW) -> dict[str, int]
 
 def checkout_settle_from_stripe(*, checkout_id: int) -> bool:
     """An open Checkout whose Stripe session completed or expired is settled as its event
-    would have; returns whether anything changed."""
+    would have (the reconciler, and the mentee's return page); returns whether anything changed."""
     checkout = Checkout.objects.get(pk=checkout_id)
     stripe_session = stripe_gateway.checkout_session_retrieve(checkout.stripe_checkout_session_id)
     if stripe_session["status"] == "open":
@@ -61,7 +61,7 @@ def checkout_settle_from_stripe(*, checkout_id: int) -> bool:
             checkout_fulfil(stripe_session=stripe_session)
         else:
             checkout_expire(stripe_session=stripe_session)
-    logger.warning("reconcile: checkout %s was %s at Stripe; settled", checkout_id, stripe_session["status"])
+    logger.info("checkout %s was %s at Stripe; settled", checkout_id, stripe_session["status"])
     return True
 
 

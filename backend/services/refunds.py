@@ -47,6 +47,14 @@ def refund_request(*, session: Session, requested_by: User | None, reason: str) 
     return refund
 
 
+def session_cancel_refundable(*, session: Session, user: User) -> bool:
+    """The refund policy: a mentor may always cancel with a full refund, a mentee up to
+    REFUND_CUTOFF_HOURS before the start."""
+    if session.mentor.user_id == user.pk:
+        return True
+    return session.scheduled_at - timezone.now() >= timedelta(hours=settings.REFUND_CUTOFF_HOURS)
+
+
 def session_cancel(*, user: User, session_id: int, reason: str = "") -> Session:
     """Cancel one of the caller's sessions with a full refund.
 
@@ -63,8 +71,7 @@ def session_cancel(*, user: User, session_id: int, reason: str = "") -> Session:
         if session.payment_status == Session.PaymentStatus.PENDING:
             raise Conflict("The payment for this session is still clearing; cancel once it has", field="session_id")
         is_mentor = session.mentor.user_id == user.pk
-        cutoff = timedelta(hours=settings.REFUND_CUTOFF_HOURS)
-        if not is_mentor and session.scheduled_at - timezone.now() < cutoff:
+        if not session_cancel_refundable(session=session, user=user):
             raise Conflict(
                 f"Sessions can be cancelled with a refund up to {settings.REFUND_CUTOFF_HOURS} hours before "
                 "they start; this one starts sooner. Ask your mentor, who can still cancel it.",

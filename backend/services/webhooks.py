@@ -58,42 +58,58 @@ RETURNING id
 """
 
 
+MAX_EVENT_ID_LENGTH = WebhookEvent._meta.get_field("stripe_event_id").max_length
+REFUSED_DETAIL = "Webhook refused: not a valid Stripe event for this endpoint"
+
+
 def webhook_event_ingest(*, payload: bytes, signature: str | None) -> tuple[str, bool]:
-    """Verify and store one delivery. Returns (event id, whether it was new)."""
+    """Verify and store one delivery. Returns (event id, whether it was new).
+
+    An unverified body gets one generic answer (no parser detail for whoever probes the
+    endpoint); the reason is logged. A verified event we cannot store is refused naming why.
+    """
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise WebhookPayloadTooLarge(f"Webhook body over {MAX_PAYLOAD_BYTES} bytes")
     try:
         event = stripe_gateway.webhook_payload_verify(payload, signature)
     except stripe_gateway.WebhookPayloadInvalid as exc:
-        raise WebhookRejected(f"Invalid webhook: {exc}")
+        logger.warning("webhook refused: %s", exc)
+        raise WebhookRejected(REFUSED_DETAIL)
     if bool(event.get("livemode")) != stripe_gateway.key_is_live():
-        raise WebhookRejected("Event livemode does not match the configured Stripe key")
+        logger.warning("webhook refused: event %s livemode does not match the configured Stripe key", event["id"][:80])
+        raise WebhookRejected(REFUSED_DETAIL)
+    event_id = event["id"]
+    if len(event_id) > MAX_EVENT_ID_LENGTH or not (event_id.isascii() and event_id.isprintable()):
+        # Signed, so it is Stripe's (or our secret leaked): say why, and keep it out of the table.
+        logger.warning("webhook refused: signed event with an unstorable id (%d characters)", len(event_id))
+        raise WebhookRejected(f"Event id must be at most {MAX_EVENT_ID_LENGTH} printable ASCII characters",
+                              field="id")
+    # The verified body is stored as sent (no re-serialising), unless it holds escapes jsonb refuses.
+    created = webhook_event_store(event, payload_json=_storable_json(payload.decode("utf-8"), event))
+    return event_id, created
 
-    created = webhook_event_store(event)
-    return event["id"], created
 
-
-def webhook_event_store(event: dict) -> bool:
+def webhook_event_store(event: dict, *, payload_json: str | None = None) -> bool:
     """Store a verified event once; if new and handled, queue its processing. Returns
     whether it was new. The webhook and the reconciler both come through here.
 
     Race-free under concurrent deliveries of one event: the unique index decides which
     INSERT wins, and only the winner enqueues.
     """
-    event_id, event_type = event["id"], event["type"]
+    event_id, event_type = event["id"], _storable_text(event["type"])
     handled = event_type in EVENT_HANDLERS
     status = WebhookEvent.Status.RECEIVED if handled else WebhookEvent.Status.IGNORED
     now = timezone.now()
-    # Serialised here (PostgreSQL's jsonb and SQLite's text both take the string) so that
-    # NUL escapes, which jsonb refuses, can be dropped first.
-    payload = _without_nul_escapes(json.dumps(event))
+    # PostgreSQL's jsonb and SQLite's text both take the JSON string.
+    if payload_json is None:
+        payload_json = _storable_json(json.dumps(event), event)
     # One statement in autocommit: the row is durable when it returns, and on_commit
     # then runs at once (or after the caller's transaction, when there is one).
     with connection.cursor() as cursor:
         cursor.execute(
             _INSERT_IF_NEW,
-            [event_id, event_type[:100], str(event.get("api_version") or "")[:50], bool(event.get("livemode")),
-             payload, status, now, now],
+            [event_id, event_type[:100], _storable_text(str(event.get("api_version") or ""))[:50],
+             bool(event.get("livemode")), payload_json, status, now, now],
         )
         created = cursor.fetchone() is not None
     if created and handled:
@@ -103,6 +119,29 @@ def webhook_event_store(event: dict) -> bool:
     else:
         logger.info("webhook %s (%s): duplicate delivery, nothing to do", event_id, event_type)
     return created
+
+
+# An escape in U+D800-U+DFFF: half of a pair, or alone (which jsonb refuses).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _storable_json(payload_json: str, event: dict) -> str:
+    """`payload_json` unless it holds what jsonb refuses: NUL escapes (dropped) or a lone
+    surrogate escape (re-serialised with U+FFFD in its place). Cheap substring checks first:
+    almost every event has neither."""
+    if _SURROGATE_ESCAPE.search(payload_json):
+        payload_json = _storable_text(json.dumps(event, ensure_ascii=False))
+    if "\\u0000" in payload_json:
+        payload_json = _without_nul_escapes(payload_json)
+    return payload_json
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _storable_text(text: str) -> str:
+    # json.loads turns a lone surrogate escape into a lone surrogate, which UTF-8 can't encode.
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
 
 
 # A \u0000 escape preceded by an even number of backslashes (so not an escaped "\\u0000").

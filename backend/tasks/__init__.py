@@ -7,6 +7,7 @@ from backend.tasks.notifications import send_session_notification
 from backend.tasks.payments import (
     checkout_holds_expire_task,
     followups_sweep_task,
+    payments_audit_task,
     payments_reconcile_task,
     webhook_events_sweep_task,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "checkout_holds_expire_task",
     "followups_sweep_task",
     "mentor_stats_recompute_task",
+    "payments_audit_task",
     "payments_reconcile_task",
     "process_webhook_event",
     "refund_execute_task",

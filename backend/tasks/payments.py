@@ -1,5 +1,10 @@
 """Beat's periodic tasks; schedules live in django-celery-beat (migration 0004, editable in admin)."""
+from datetime import timedelta
+
 from celery import shared_task
+from django.utils import timezone
+
+from backend.services.audit import payments_audit, payments_audit_alert
 
 from backend.services.reconciliation import checkout_holds_expire, followups_sweep, payments_reconcile, webhook_events_sweep
 
@@ -26,3 +31,18 @@ def checkout_holds_expire_task() -> int:
 def followups_sweep_task() -> dict:
     """Every minute: refunds, confirmations and stats whose queuing was lost."""
     return followups_sweep()
+
+
+# The daily audit looks back two days (each booking is audited twice, so one missed run
+# misses nothing) and stops an hour ago, so payments still settling are not reported.
+AUDIT_PERIOD = timedelta(days=2)
+AUDIT_SETTLE = timedelta(hours=1)
+
+
+@shared_task(name="payments_audit", soft_time_limit=30 * 60, time_limit=31 * 60)
+def payments_audit_task() -> int:
+    """Daily: our ledger against Stripe's; the admins get one mail listing any discrepancy."""
+    until = timezone.now() - AUDIT_SETTLE
+    report = payments_audit(since=until - AUDIT_PERIOD, until=until)
+    payments_audit_alert(report)
+    return len(report.discrepancies)

@@ -1,4 +1,5 @@
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import DatabaseError
 
 from backend.errors import PaymentProviderUnavailable
@@ -11,7 +12,8 @@ def refund_execute_task(self, refund_id: int) -> None:
     """Send one requested refund to Stripe (idempotency key `refund:{id}`); the webhook confirms it."""
     try:
         refund_execute(refund_id=refund_id)
-    except (PaymentProviderUnavailable, DatabaseError) as exc:
+    except (PaymentProviderUnavailable, DatabaseError, SoftTimeLimitExceeded) as exc:
+        # Interrupted at the soft limit (a slow Stripe): the idempotency key makes the retry safe.
         if last_try(self):
             refund_record_failure(refund_id=refund_id, error=exc)
             raise

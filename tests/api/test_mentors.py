@@ -76,3 +76,33 @@ def test_non_numeric_mentor_id_is_422_not_500(client):
     response = client.get("/api/mentors/abc")
     assert response.status_code == 422
     assert response.json()["field"] == "mentor_id"
+
+
+def test_next_cursor_walks_every_mentor_once_in_page_order(client):
+    for i in range(25):
+        make_mentor(name=f"Mentor {i % 5}")  # equal names: the id breaks ties
+    by_page = [m["id"] for page in (1, 2, 3) for m in client.get(f"/api/mentors?page_size=10&page={page}").json()["items"]]
+
+    walked, cursor = [], ""
+    for _ in range(3):
+        body = client.get(f"/api/mentors?page_size=10{cursor}").json()
+        assert body["count"] == (25 if not cursor else None)  # the total comes with the first page
+        walked += [m["id"] for m in body["items"]]
+        cursor = f"&cursor={body['next_cursor']}" if body["next_cursor"] else None
+    assert cursor is None
+    assert walked == by_page and len(set(walked)) == 25
+
+
+def _cursor(values) -> str:
+    import base64
+    import json
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode()
+
+
+@pytest.mark.parametrize("cursor", ["nonsense", "WzFd", "W251bGwsMV0", "x" * 600, _cursor(["a", 10 ** 30]),
+                                    _cursor(["a\u0000", 1]), _cursor(["\ud800", 1]), _cursor(["a", "one"])])
+def test_a_cursor_the_list_never_gave_out_is_422_naming_cursor(client, cursor):
+    make_mentor()
+    response = client.get(f"/api/mentors?cursor={cursor}")
+    assert response.status_code == 422, response.content
+    assert response.json()["field"] == "cursor"

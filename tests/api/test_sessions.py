@@ -59,3 +59,18 @@ def test_unknown_role_is_422(client):
     response = client.get("/api/sessions?role=admin", **login(client, make_user()))
     assert response.status_code == 422
     assert response.json()["field"] == "role"
+
+
+def test_a_cursor_continues_after_the_last_session_seen_even_when_new_ones_arrive(client):
+    mentor, ana = make_mentor(), make_user()
+    sessions = [make_session(mentor=mentor, mentee=ana, starts_in=timedelta(days=2 + i)) for i in range(5)]
+    headers = login(client, ana)
+    first = client.get("/api/sessions?page_size=2", **headers).json()
+    assert [s["id"] for s in first["items"]] == [sessions[4].id, sessions[3].id]
+
+    make_session(mentor=mentor, mentee=ana, starts_in=timedelta(days=30))  # newest: would shift page 2
+    second = client.get(f"/api/sessions?page_size=2&cursor={first['next_cursor']}", **headers).json()
+    third = client.get(f"/api/sessions?page_size=2&cursor={second['next_cursor']}", **headers).json()
+    assert [s["id"] for s in second["items"]] == [sessions[2].id, sessions[1].id]
+    assert [s["id"] for s in third["items"]] == [sessions[0].id]
+    assert third["next_cursor"] is None

@@ -115,6 +115,15 @@ def test_make_run_on_a_fresh_clone_serves_the_seeded_api_and_runs_tasks(tmp_path
         status, mentor = get_json(f"{base}/api/mentors/1")
         assert mentor["stats"]["updated_at"] is not None
 
+        # What a newcomer is told, and the pages and docs served by gunicorn (static files by whitenoise).
+        assert output.wait_for("Stripe: the offline sandbox at", timeout=5), output.tail()
+        assert output.wait_for("admin login:", "admin@demo.myroadmap.local", timeout=5), output.tail()
+        with urllib.request.urlopen(f"{base}/mentors", timeout=10) as page:
+            assert b"Ada Lovelace" in page.read()
+        for asset in ("/static/web/site.css", "/static/ninja/swagger-ui-bundle.js"):
+            with urllib.request.urlopen(f"{base}{asset}", timeout=10) as served:
+                assert served.status == 200, asset
+
         # No STRIPE_SECRET_KEY: the sandbox stands in for Stripe, wired to our webhook.
         assert get_json(f"{base}/api/payments/config")[1]["publishable_key"].startswith("pk_test_")
         sandbox = SandboxControl(f"http://127.0.0.1:{sandbox_port}")

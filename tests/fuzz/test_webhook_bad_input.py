@@ -192,3 +192,63 @@ def test_over_a_mib_chunked_without_content_length_is_refused_by_gunicorn(api_se
                         headers={"Stripe-Signature": header, "Content-Type": "application/json"})
     assert honest.status_code == 200, api_server.log()
     assert WebhookEvent.objects.count() == 1
+
+
+# --- Signed but odd events (issue 9 item 10): stored safely or a 4xx saying why, never a 5xx ---
+
+
+def test_a_signed_event_with_an_id_longer_than_the_column_is_refused_naming_the_id(client, stripe_sandbox):
+    payload, header = signed(stripe_event(event_id="evt_" + "a" * 300), WEBHOOK_SECRET)
+    response = deliver(client, payload, header)
+    assert response.status_code == 400, response.content
+    assert response.json()["field"] == "id"
+    assert "255" in response.json()["detail"]
+    assert not WebhookEvent.objects.exists()
+
+
+def test_a_signed_event_with_an_id_that_is_not_ascii_is_refused_naming_the_id(client, stripe_sandbox):
+    payload, header = signed(stripe_event(event_id="evt_\ud800x"), WEBHOOK_SECRET)
+    response = deliver(client, payload, header)
+    assert response.status_code == 400, response.content
+    assert response.json()["field"] == "id"
+    assert not WebhookEvent.objects.exists()
+
+
+def test_a_lone_surrogate_escape_in_a_signed_event_is_stored_replaced_not_refused(client, stripe_sandbox):
+    # jsonb refuses "\ud800" without its pair; a customer's odd name must not cost a payment.
+    event = stripe_event("customer.created", data_object={"id": "cus_1", "object": "customer",
+                                                          "name": "Ana \ud800 Lima", "emoji": "\U0001F600",
+                                                          "type_\udfff": "key too"})
+    payload, header = signed(event, WEBHOOK_SECRET)
+    assert b"\\ud800" in payload and b"\\ud83d\\ude00" in payload
+    response = deliver(client, payload, header)
+    assert response.status_code == 200, response.content
+    stored = WebhookEvent.objects.get().payload["data"]["object"]
+    assert stored["name"] == "Ana \ufffd Lima"
+    assert stored["emoji"] == "\U0001F600"
+    assert stored["type_\ufffd"] == "key too"
+
+
+def test_a_lone_surrogate_in_a_signed_event_type_is_stored_as_ignored(client, stripe_sandbox):
+    payload, header = signed(stripe_event("customer.\udc00created"), WEBHOOK_SECRET)
+    response = deliver(client, payload, header)
+    assert response.status_code == 200, response.content
+    assert WebhookEvent.objects.get().status == WebhookEvent.Status.IGNORED
+
+
+# --- Refusals are generic; the reason goes to the log (issue 11 item 6) -------------------
+
+
+@pytest.mark.parametrize("case", ["re-signed-after-tampering-with-another-secret", "stale-by-a-day",
+                                  "non-utf8-byte-inside-a-string", "10000-levels-of-nesting",
+                                  "nan-inside-an-event", "json-array-of-events"])
+def test_a_refused_delivery_gets_a_generic_answer_and_the_reason_is_logged(client, stripe_sandbox, caplog, case):
+    payload, header = _bad_deliveries()[case]
+    with caplog.at_level("WARNING", logger="backend.services.webhooks"):
+        response = deliver(client, payload, header)
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Webhook refused: not a valid Stripe event for this endpoint",
+                               "code": "webhook_rejected"}
+    logged = [r.getMessage() for r in caplog.records if r.name == "backend.services.webhooks"]
+    assert any("webhook refused:" in message for message in logged), logged
+    assert not any(WEBHOOK_SECRET in message for message in logged)

@@ -78,3 +78,18 @@ def test_without_a_webhook_url_events_are_kept_and_count_as_delivered():
         events = client.v1.events.list()
         assert {event.pending_webhooks for event in events.data} == {0}
         assert client.v1.events.list(params={"delivery_success": False}).data == []
+
+
+def test_api_latency_fault_slows_matching_requests_only_until_reset(client, sandbox):
+    session = create_session(client)
+    sandbox.set_api_faults(latency_ms=1500, path_prefix="/v1/checkout/sessions")
+    slow = sandbox.stripe_client(max_network_retries=0, http_client=stripe.RequestsClient(timeout=0.5))
+
+    with pytest.raises(stripe.APIConnectionError):  # the SDK's read timeout: a slow Stripe
+        slow.v1.checkout.sessions.retrieve(session.id)
+    assert slow.v1.events.list(params={"limit": 1}).object == "list"  # other paths answer at once
+
+    with pytest.raises(Exception, match="Unknown fault: latency"):
+        sandbox._call("POST", "/api/faults", {"latency": 5})
+    sandbox.reset()
+    assert slow.v1.checkout.sessions.list(params={"limit": 1}).object == "list"  # fast again

@@ -163,10 +163,12 @@ def test_a_refresh_token_stops_working_when_its_user_is(client, world, change):
 
 # --- Public and private endpoints ----------------------------------------------------------
 
-PUBLIC = ["/api/mentors", "/api/mentors/{mentor_id}", "/api/payments/config", "/api/health", "/api/health/live",
+PUBLIC = ["/api/mentors", "/api/mentors/{mentor_id}", "/api/mentors/{mentor_id}/availability",
+          "/api/mentors/{mentor_id}/schedule", "/api/payments/config", "/api/health", "/api/health/live",
           "/api/openapi.json", "/api/docs"]
 BEARER_ONLY = [("get", "/api/auth/me"), ("get", "/api/sessions"), ("get", "/api/sessions/{session_id}"),
-               ("post", "/api/sessions/{session_id}/cancel"), ("post", "/api/payments/create-checkout-session")]
+               ("post", "/api/sessions/{session_id}/cancel"), ("post", "/api/payments/create-checkout-session"),
+               ("get", "/api/payments/checkout-sessions/{cs_id}"), ("put", "/api/mentors/me/schedule")]
 
 
 @pytest.mark.parametrize("path", PUBLIC)
@@ -179,7 +181,7 @@ def test_public_endpoints_answer_anonymous_callers(client, world, path):
 @pytest.mark.parametrize("authorization", [None, "Bearer not-a-token", "Basic dXNlcjpwYXNz"])
 def test_private_endpoints_refuse_callers_without_a_valid_token(client, world, method, path, authorization):
     headers = {"HTTP_AUTHORIZATION": authorization} if authorization else {}
-    url = path.format(session_id=world.sessions["of_a"].id)
+    url = path.format(session_id=world.sessions["of_a"].id, cs_id=world.sessions["of_a"].stripe_checkout_session_id)
     response = getattr(client, method)(url, {}, content_type="application/json", **headers)
     assert response.status_code == 401
     assert set(response.json()) >= {"detail", "code"}

@@ -35,3 +35,18 @@ def test_worker_completes_past_sessions(celery_session_worker):
 
     assert wait_for(lambda: Session.objects.get(pk=past.id).status == Session.Status.COMPLETED)
     assert Session.objects.get(pk=future.id).status == Session.Status.SCHEDULED
+
+
+def test_confirmations_travel_on_their_own_queue_which_the_worker_consumes(celery_session_worker):
+    from backend.models import Notification
+    from backend.tasks.notifications import send_session_notification
+    from worker import app
+
+    # Their own queue: a burst of mail never sits in front of webhook processing.
+    assert app.amqp.router.route({}, send_session_notification.name)["queue"].name == "notifications"
+    assert app.amqp.router.route({}, "process_webhook_event")["queue"].name == "celery"
+    session = make_session(mentor=make_mentor(), mentee=make_user())
+
+    send_session_notification.delay(session.id, "booked")
+
+    assert wait_for(lambda: Notification.objects.filter(session=session, kind="booked", sent_at__isnull=False).count() == 2)

@@ -1,4 +1,6 @@
-"""Demo data for `make run`: a dozen mentors and one mentee. Safe to run again."""
+"""Demo data for `make run`: a dozen mentors, one mentee and a demo admin. Safe to run again.
+
+Demo accounts with a published password: for a developer's machine, never production."""
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -6,6 +8,7 @@ from backend.models import Expertise, Mentor, User
 
 DEMO_PASSWORD = "demo-pass-2026"
 MENTEE_EMAIL = "mentee@demo.myroadmap.local"
+ADMIN_EMAIL = "admin@demo.myroadmap.local"
 
 EXPERTISE = {
     "python": "Python",
@@ -40,7 +43,7 @@ def mentor_email(name: str) -> str:
 
 
 class Command(BaseCommand):
-    help = "Create demo mentors and a demo mentee (idempotent) and print their logins."
+    help = "Create demo mentors, a demo mentee and a demo admin (idempotent) and print their logins."
 
     @transaction.atomic
     def handle(self, *args, **options):
@@ -56,10 +59,15 @@ class Command(BaseCommand):
             )
             mentor.expertise.set([topics[s] for s in slugs])
         self._user(MENTEE_EMAIL, "Demo Mentee")
+        admin = self._user(ADMIN_EMAIL, "Demo Admin")
+        if not (admin.is_staff and admin.is_superuser):
+            admin.is_staff = admin.is_superuser = True
+            admin.save(update_fields=["is_staff", "is_superuser"])
 
         self.stdout.write(self.style.SUCCESS(f"Seeded {len(MENTORS)} mentors and a demo mentee."))
         self.stdout.write(f"  mentee login: {MENTEE_EMAIL} / {DEMO_PASSWORD}")
         self.stdout.write(f"  mentor login: {mentor_email(MENTORS[0][0])} / {DEMO_PASSWORD} (any mentor, same password)")
+        self.stdout.write(f"  admin login:  {ADMIN_EMAIL} / {DEMO_PASSWORD} (/admin/)")
 
     def _user(self, email: str, name: str) -> User:
         user, created = User.objects.get_or_create(email=email, defaults={"name": name})

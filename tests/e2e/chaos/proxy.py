@@ -4,7 +4,9 @@ behind it, without touching the server itself.
 PostgreSQL and Redis on this machine serve other test runs too, so the chaos suite
 never stops them: the stack under test connects through a TcpProxy, and `cut()` does
 what a stopped server would look like from the client's side (new connections refused,
-open ones dropped), until `restore()`.
+open ones dropped), until `restore()`. `blackhole()` is the nastier failure: the address
+still ACCEPTS connections, but nothing sent is ever answered (a hung server, a firewall
+dropping packets, a half-dead load balancer): only a client's own timeouts get it out.
 """
 import socket
 import threading
@@ -28,6 +30,8 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._accepting: threading.Thread | None = None
         self._up = threading.Event()
+        self._silent = threading.Event()  # blackholed: accept, read, never forward or answer
+        self.blackholes = 0
 
     # ---- Lifecycle ---------------------------------------------------------------
 
@@ -48,9 +52,29 @@ class TcpProxy:
         self._close_listener()
         self.connections_dropped += self._drop_open()
 
+    def blackhole(self, *, open_connections: str = "stall") -> None:
+        """Connections are accepted and what they send is swallowed; no byte comes back.
+
+        open_connections="stall": established connections go silent too (what a client's
+        read timeout must catch). "drop": they are closed, so clients reconnect into the
+        blackhole; for PostgreSQL, whose client (libpq) has no read timeout: on a real
+        network tcp_user_timeout notices the missing acknowledgements, on loopback the
+        kernel acknowledges everything, so a stalled query would wait forever."""
+        if open_connections not in ("stall", "drop"):
+            raise ValueError("open_connections is 'stall' or 'drop'")
+        self.blackholes += 1
+        self._silent.set()
+        if open_connections == "drop":
+            self.connections_dropped += self._drop_open()
+
     def restore(self) -> None:
-        """The server is back on the same address."""
-        self._listen()
+        """The server is back on the same address (after cut() or blackhole())."""
+        if self._silent.is_set():
+            self._silent.clear()
+            # What was swallowed left those connections mid-protocol: close them.
+            self.connections_dropped += self._drop_open()
+        if not self._up.is_set():
+            self._listen()
 
     @property
     def up(self) -> bool:
@@ -103,6 +127,12 @@ class TcpProxy:
                 continue
             except OSError:
                 return  # closed by cut() or stop()
+            if self._silent.is_set():
+                with self._lock:
+                    self._open.add(client)
+                threading.Thread(target=self._swallow, args=(client,), name=f"{self.name}-blackhole",
+                                 daemon=True).start()
+                continue
             try:
                 server = socket.create_connection(self.target, timeout=5)
             except OSError:
@@ -120,12 +150,27 @@ class TcpProxy:
                 threading.Thread(target=self._pump, args=(source, sink), name=f"{self.name}-pump",
                                  daemon=True).start()
 
+    def _swallow(self, client: socket.socket) -> None:
+        """A connection made into the blackhole: read and discard until it is closed."""
+        client.settimeout(None)
+        try:
+            while client.recv(_CHUNK):
+                pass
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self._open.discard(client)
+            client.close()
+
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while True:
                 chunk = source.recv(_CHUNK)
                 if not chunk:
                     break
+                if self._silent.is_set():
+                    continue  # blackholed: swallowed
                 sink.sendall(chunk)
         except OSError:
             pass

@@ -32,13 +32,20 @@ class Booking:
     amount: int = 0
     payment_intent: str = ""
     charge: str = ""
+    card: str = "4242424242424242"  # 4000000000005126: pays, its refunds fail later
+    debit: str | None = None  # paid by a delayed bank debit that "succeeded" or "failed"
     # What should have happened to the money: None (paid), or how it was refunded.
-    refund_kind: str | None = None  # cancel_mentee | cancel_mentor | dashboard_full | dashboard_partial
+    refund_kind: str | None = None  # cancel_mentee | cancel_mentor | cancel_failing | dashboard_full | dashboard_partial
     refund_amount: int = 0
 
     @property
     def fully_refunded(self) -> bool:
         return self.refund_kind is not None and self.refund_amount == self.amount
+
+    @property
+    def kept(self) -> bool:
+        """Still a booked, paid session at the end (counted in the mentor's stats)."""
+        return not self.fully_refunded and self.refund_kind != "cancel_failing" and self.debit != "failed"
 
 
 def slot(n: int, mentors: int, now: datetime) -> str:
@@ -69,25 +76,45 @@ class Marketplace:
 
     # ---- Booking and paying ------------------------------------------------------
 
-    def book(self, n: int, phase: str) -> Booking:
-        mentor_id, mentor = self.mentors[n % len(self.mentors)]
-        booking = Booking(n=n, phase=phase, mentee=self.mentees[n % len(self.mentees)], mentor=mentor,
-                          mentor_id=mentor_id, duration_minutes=DURATIONS[n % len(DURATIONS)])
-        response = self.http.post(
+    def _post_booking(self, booking: Booking) -> httpx.Response:
+        return self.http.post(
             "/api/payments/create-checkout-session",
-            json={"mentor_id": mentor_id, "title": f"Chaos booking {n}", "description": f"phase {phase}",
-                  "scheduled_at": slot(n, len(self.mentors), self.now),
+            json={"mentor_id": booking.mentor_id, "title": f"Chaos booking {booking.n}",
+                  "description": f"phase {booking.phase}", "scheduled_at": slot(booking.n, len(self.mentors), self.now),
                   "duration_minutes": booking.duration_minutes},
             headers={"Authorization": f"Bearer {booking.mentee.token}"},
         )
+
+    def _booking(self, n: int, phase: str) -> Booking:
+        mentor_id, mentor = self.mentors[n % len(self.mentors)]
+        return Booking(n=n, phase=phase, mentee=self.mentees[n % len(self.mentees)], mentor=mentor,
+                       mentor_id=mentor_id, duration_minutes=DURATIONS[n % len(DURATIONS)])
+
+    def book(self, n: int, phase: str) -> Booking:
+        booking = self._booking(n, phase)
+        response = self._post_booking(booking)
         assert response.status_code == 200, f"booking {n}: {response.status_code} {response.text}"
         booking.cs_id = response.json()["session_id"]
         self.bookings.append(booking)
         return booking
 
+    def try_book(self, n: int, phase: str) -> httpx.Response:
+        """A booking attempt that is expected to fail (a dependency is down): not recorded."""
+        return self._post_booking(self._booking(n, phase))
+
     def pay(self, booking: Booking) -> Booking:
-        result = self.sandbox.pay(booking.cs_id, card="4242424242424242")
+        result = self.sandbox.pay(booking.cs_id, card=booking.card)
         assert result["outcome"] == "succeeded", result
+        return self._paid(booking, result)
+
+    def pay_by_debit(self, booking: Booking, outcome: str, settle_after: int = 5) -> Booking:
+        """A delayed bank debit: the checkout completes unpaid, the debit settles later."""
+        result = self.sandbox.pay(booking.cs_id, method="bank_debit", outcome=outcome, settle_after=settle_after)
+        assert result["outcome"] == "processing", result
+        booking.debit = outcome
+        return self._paid(booking, result)
+
+    def _paid(self, booking: Booking, result: dict) -> Booking:
         booking.amount = result["session"]["amount_total"]
         booking.payment_intent = result["payment_intent"]["id"]
         booking.charge = result["payment_intent"]["latest_charge"]
@@ -108,9 +135,13 @@ class Marketplace:
     # ---- Refunds -----------------------------------------------------------------
 
     def cancel(self, booking: Booking, session_id: int, *, by: str) -> httpx.Response:
-        """The mentee or the mentor cancels through the API: a full refund."""
+        """The mentee or the mentor cancels through the API: a full refund (which Stripe
+        fails later for a 4000000000005126 card: nothing refunded in the end)."""
         party = booking.mentee if by == "mentee" else booking.mentor
-        booking.refund_kind, booking.refund_amount = f"cancel_{by}", booking.amount
+        if booking.card == "4000000000005126":
+            booking.refund_kind, booking.refund_amount = "cancel_failing", 0
+        else:
+            booking.refund_kind, booking.refund_amount = f"cancel_{by}", booking.amount
         return self.http.post(f"/api/sessions/{session_id}/cancel", json={"reason": "chaos"},
                               headers={"Authorization": f"Bearer {party.token}"})
 
