@@ -12,6 +12,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from backend.observability.logging import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
@@ -101,6 +103,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "backend.observability.context.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -256,13 +259,19 @@ CELERY_TIMEZONE = TIME_ZONE
 TASK_MAX_RETRIES = env.int("TASK_MAX_RETRIES", default=8)
 TASK_RETRY_BASE_SECONDS = env.float("TASK_RETRY_BASE_SECONDS", default=2.0)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Several deployments (or test stacks) on one Redis: their own task queue and their own
+# control channel, so a readiness ping counts only this deployment's workers.
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+CELERY_CONTROL_EXCHANGE = env("CELERY_CONTROL_EXCHANGE", default="celery")
 
 # --- Celery queues: confirmations apart, so mail never waits behind (or delays) fulfilment ---
 # Every queue declared here is consumed by a worker started without -Q (make run, compose, tests);
-# `-Q notifications` runs a mail-only worker.
-CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_QUEUES = {"celery": {}, "notifications": {}}
-CELERY_TASK_ROUTES = {"send_session_notification": {"queue": "notifications"}}
+# `-Q notifications` runs a mail-only worker. A deployment with its own default queue gets
+# its own notifications queue beside it (`<queue>.notifications`).
+NOTIFICATIONS_QUEUE = ("notifications" if CELERY_TASK_DEFAULT_QUEUE == "celery"
+                       else f"{CELERY_TASK_DEFAULT_QUEUE}.notifications")
+CELERY_TASK_QUEUES = {CELERY_TASK_DEFAULT_QUEUE: {}, NOTIFICATIONS_QUEUE: {}}
+CELERY_TASK_ROUTES = {"send_session_notification": {"queue": NOTIFICATIONS_QUEUE}}
 
 # --- Cache (rate limits) -----------------------------------------------------
 # Shared by every gunicorn worker: Redis when the broker is Redis (keys under a prefix,
@@ -315,31 +324,20 @@ LOGIN_URL = "/login"
 LOGIN_REDIRECT_URL = "/sessions"
 LOGOUT_REDIRECT_URL = "/mentors"
 
-
-
-def _is_crash(record) -> bool:
-    # django.request logs every 5xx response; only an unhandled exception (it carries
-    # exc_info) is worth a mail. A 502/503 we answered on purpose (Stripe down) is not.
-    return record.exc_info is not None
-
-
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "filters": {
-        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
-        "crashes_only": {"()": "django.utils.log.CallbackFilter", "callback": _is_crash},
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
-        "mail_admins": {"level": "ERROR", "class": "django.utils.log.AdminEmailHandler",
-                        "filters": ["require_debug_false", "crashes_only"]},
-    },
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {
-        "django": {"handlers": ["mail_admins"], "level": "INFO"},
-        "django.db.backends": {"level": "WARNING"},
-        "stripe": {"level": "WARNING"},
-    },
-}
+# --- Operations: logs, metrics, readiness, alerts, retention -----------------
+# LOG_FORMAT=json: one JSON object per line (web, worker, beat) with request/payment ids.
+LOG_FORMAT = env("LOG_FORMAT", default="plain")
+LOGGING = logging_config(log_format="json" if LOG_FORMAT == "json" else "plain", level=env("LOG_LEVEL", default="INFO"))
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # worker and beat log through LOGGING above
+# Bearer token /metrics requires; empty: open (set it in production).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# /api/health/ready thresholds: 503 when one is over.
+HEALTH_WORKER_PING_TIMEOUT = env.float("HEALTH_WORKER_PING_TIMEOUT", default=1.0)
+HEALTH_MAX_BEAT_AGE_SECONDS = env.int("HEALTH_MAX_BEAT_AGE_SECONDS", default=300)
+HEALTH_MAX_UNPROCESSED_EVENT_AGE_SECONDS = env.int("HEALTH_MAX_UNPROCESSED_EVENT_AGE_SECONDS", default=900)
+HEALTH_MAX_FAILED_EVENTS = env.int("HEALTH_MAX_FAILED_EVENTS", default=10)
+HEALTH_MAX_FAILED_REFUNDS = env.int("HEALTH_MAX_FAILED_REFUNDS", default=10)
+# Admins are mailed when no webhook arrived this long while Stripe completed checkouts.
+WEBHOOK_SILENCE_ALERT_MINUTES = env.int("WEBHOOK_SILENCE_ALERT_MINUTES", default=60)
+# Processed and ignored webhook events older than this are pruned daily; failed ones are kept.
+WEBHOOK_EVENT_RETENTION_DAYS = env.int("WEBHOOK_EVENT_RETENTION_DAYS", default=90)

@@ -17,6 +17,7 @@ import stripe
 from django.conf import settings
 
 from backend.errors import PaymentProviderError, PaymentProviderUnavailable
+from backend.observability.metrics import stripe_http_client_instrument
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +48,9 @@ def _client_for(secret_key: str, api_base: str, timeout: float, max_network_retr
         base_addresses=base_addresses,
         stripe_version=API_VERSION,
         max_network_retries=max_network_retries,
-        # The SDK's default is 80 s per try, longer than any caller may wait (settings' timeout budget).
-        http_client=stripe.RequestsClient(timeout=(min(timeout, 5.0), timeout)),
+        # The SDK's default is 80 s per try, longer than any caller may wait (settings' timeout budget);
+        # every HTTP attempt is counted and timed by endpoint and outcome (/metrics).
+        http_client=stripe_http_client_instrument(stripe.RequestsClient(timeout=(min(timeout, 5.0), timeout))),
     )
 
 

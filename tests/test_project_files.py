@@ -7,23 +7,65 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def _settings_read() -> set[str]:
+    return set(re.findall(r'env(?:\.\w+)?\(\s*"([A-Z_]+)"', (ROOT / "backend" / "settings.py").read_text()))
+
+
 def test_compose_defines_the_stack_from_one_image():
-    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    services = compose["services"]
-    assert {"postgres", "redis", "web", "worker", "beat"} <= set(services)
+    services = _compose()["services"]
+    assert {"postgres", "redis", "migrate", "web", "worker", "beat", "sandbox", "flower"} <= set(services)
     assert " ".join(services["worker"]["command"]).startswith("celery -A worker worker")
     assert " ".join(services["beat"]["command"]).startswith("celery -A worker beat")
-    assert "gunicorn" in services["web"]["command"]
-    for name in ("postgres", "redis", "web"):
+    assert " ".join(services["flower"]["command"]).startswith("celery -A worker flower")
+    assert services["web"]["command"][:2] == ["gunicorn", "backend.wsgi"]
+    for name in ("postgres", "redis", "sandbox", "web", "worker", "beat", "flower"):
         assert "healthcheck" in services[name], name
-    images = {services[name].get("build") for name in ("web", "worker", "beat")}
+    images = {services[name].get("build") for name in ("web", "worker", "beat", "sandbox", "flower", "migrate")}
     assert images == {"."}
 
 
+def test_compose_starts_each_service_after_what_it_needs_is_healthy():
+    services = _compose()["services"]
+    for name, service in services.items():
+        for dependency, condition in (service.get("depends_on") or {}).items():
+            assert dependency in services, (name, dependency)
+            expected = "service_completed_successfully" if dependency == "migrate" else "service_healthy"
+            assert condition == {"condition": expected}, (name, dependency)
+            assert "healthcheck" in services[dependency] or dependency == "migrate", dependency
+    for name in ("web", "worker", "beat"):
+        assert {"postgres", "redis", "migrate"} <= set(services[name]["depends_on"]), name
+    assert "sandbox" in services["web"]["depends_on"]
+
+
+def test_compose_environment_names_are_settings_the_code_reads(monkeypatch):
+    from stripe_sandbox.__main__ import parse_config
+
+    services = _compose()["services"]
+    read = _settings_read() | {"PROMETHEUS_MULTIPROC_DIR", "FLOWER_BASIC_AUTH"}  # read by their libraries
+    for name in ("migrate", "web", "worker", "beat", "flower"):
+        unknown = set(services[name]["environment"]) - read
+        assert not unknown, (name, unknown)
+    assert services["web"]["environment"]["PROMETHEUS_MULTIPROC_DIR"] in services["web"]["volumes"][0]
+    # The sandbox's command line is one its own parser accepts, delivering to the web service.
+    sandbox = services["sandbox"]["command"]
+    assert sandbox[:3] == ["python", "-m", "stripe_sandbox"]
+    assert set(services["sandbox"]["environment"]) == {"STRIPE_WEBHOOK_SECRET"}
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_from_compose")
+    config = parse_config(sandbox[3:])
+    assert config.webhook_url == "http://web:8002/api/payments/webhook"
+    assert config.webhook_secret == "whsec_from_compose"
+    # The beat healthcheck's command exists and knows its check.
+    beat_check = services["beat"]["healthcheck"]["test"]
+    assert beat_check[1:4] == ["python", "manage.py", "payments_status"] and "beat" in beat_check
+
+
 def test_env_example_lists_every_setting_the_code_reads():
-    settings_source = (ROOT / "backend" / "settings.py").read_text()
     example = (ROOT / ".env.example").read_text()
-    read = set(re.findall(r'env(?:\.\w+)?\(\s*"([A-Z_]+)"', settings_source))
+    read = _settings_read()
     optional = {"LOG_LEVEL", "JWT_ACCESS_MINUTES", "JWT_REFRESH_DAYS", "DATABASE_CONN_MAX_AGE", "REDIS_URL",
                 "CELERY_TASK_SOFT_TIME_LIMIT", "CELERY_TASK_TIME_LIMIT"}
     missing = {name for name in read - optional if f"{name}=" not in example}

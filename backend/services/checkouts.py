@@ -10,6 +10,8 @@ from django.utils import timezone
 from backend import stripe_gateway
 from backend.errors import ApplicationError, Conflict, InvalidInput, NotAllowed, NotFound
 from backend.models import Checkout, Mentor, Session, User
+from backend.observability import context as log_context
+from backend.observability.metrics import CHECKOUT_CREATIONS, counts_outcome
 from backend.services.availability import slot_within_schedule
 from backend.services.reconciliation import checkout_settle_from_stripe
 
@@ -83,6 +85,7 @@ def _check_hold_allowed(*, mentee_id: int, mentor_id: int, starts: datetime, end
                        field="mentor_id", code="too_many_open_holds")
 
 
+@counts_outcome(CHECKOUT_CREATIONS)
 def checkout_create(
     *, mentee: User, mentor_id: int, title: str, description: str, scheduled_at: datetime, duration_minutes: int
 ) -> Checkout:
@@ -131,6 +134,7 @@ def checkout_create(
         )
 
     ids = {"checkout_id": str(checkout.pk), "mentor_id": str(mentor.pk), "mentee_id": str(mentee.pk)}
+    log_context.bind(checkout_id=checkout.pk)
     try:
         stripe_session = stripe_gateway.checkout_session_create(
             idempotency_key=f"checkout:{checkout.pk}",
@@ -146,6 +150,7 @@ def checkout_create(
             cancel_url=f"{settings.FRONTEND_URL}/mentors/{mentor.pk}?canceled=true",
         )
         checkout.stripe_checkout_session_id = stripe_session["id"]
+        log_context.bind(session_id=stripe_session["id"])
         checkout.checkout_url = stripe_session.get("url") or ""
         checkout.save(update_fields=["stripe_checkout_session_id", "checkout_url", "updated_at"])
     except BaseException as exc:

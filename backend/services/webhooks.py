@@ -16,6 +16,8 @@ from django.utils import timezone
 from backend import stripe_gateway
 from backend.errors import ApplicationError
 from backend.models import WebhookEvent
+from backend.observability import context as log_context
+from backend.observability import metrics
 from backend.services import fulfilment, refunds
 
 logger = logging.getLogger(__name__)
@@ -69,23 +71,29 @@ def webhook_event_ingest(*, payload: bytes, signature: str | None) -> tuple[str,
     endpoint); the reason is logged. A verified event we cannot store is refused naming why.
     """
     if len(payload) > MAX_PAYLOAD_BYTES:
+        metrics.webhook_delivery(event_type="", outcome="refused", reason="too_large")
         raise WebhookPayloadTooLarge(f"Webhook body over {MAX_PAYLOAD_BYTES} bytes")
     try:
         event = stripe_gateway.webhook_payload_verify(payload, signature)
     except stripe_gateway.WebhookPayloadInvalid as exc:
         logger.warning("webhook refused: %s", exc)
+        metrics.webhook_delivery(event_type="", outcome="refused", reason="invalid")
         raise WebhookRejected(REFUSED_DETAIL)
     if bool(event.get("livemode")) != stripe_gateway.key_is_live():
+        metrics.webhook_delivery(event_type=event["type"], outcome="refused", reason="livemode")
         logger.warning("webhook refused: event %s livemode does not match the configured Stripe key", event["id"][:80])
         raise WebhookRejected(REFUSED_DETAIL)
     event_id = event["id"]
     if len(event_id) > MAX_EVENT_ID_LENGTH or not (event_id.isascii() and event_id.isprintable()):
         # Signed, so it is Stripe's (or our secret leaked): say why, and keep it out of the table.
+        metrics.webhook_delivery(event_type=event["type"], outcome="refused", reason="invalid")
         logger.warning("webhook refused: signed event with an unstorable id (%d characters)", len(event_id))
         raise WebhookRejected(f"Event id must be at most {MAX_EVENT_ID_LENGTH} printable ASCII characters",
                               field="id")
     # The verified body is stored as sent (no re-serialising), unless it holds escapes jsonb refuses.
+    log_context.bind_stripe_event(event)
     created = webhook_event_store(event, payload_json=_storable_json(payload.decode("utf-8"), event))
+    metrics.webhook_delivery(event_type=event["type"], outcome="stored" if created else "duplicate")
     return event_id, created
 
 
@@ -176,11 +184,13 @@ def webhook_event_process(*, stripe_event_id: str) -> str:
     """
     with transaction.atomic():
         event = WebhookEvent.objects.select_for_update().filter(stripe_event_id=stripe_event_id).first()
+        log_context.bind(stripe_event_id=stripe_event_id)
         if event is None:
             logger.warning("webhook %s: not stored, nothing to process", stripe_event_id)
             return "missing"
         if event.status in (WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED):
             return event.status
+        log_context.bind_stripe_event(event.payload)
         handler = EVENT_HANDLERS.get(event.type)
         if handler is None:
             event.status = WebhookEvent.Status.IGNORED
@@ -190,6 +200,7 @@ def webhook_event_process(*, stripe_event_id: str) -> str:
             event.last_error = ""
         event.processed_at = timezone.now()
         event.save(update_fields=["status", "last_error", "processed_at", "updated_at"])
+    metrics.event_processed(event_type=event.type, status=event.status, created=event.payload.get("created"))
     logger.info("webhook %s (%s): %s", stripe_event_id, event.type, event.status)
     return event.status
 

@@ -4,6 +4,7 @@ Every task module is imported here so `app.autodiscover_tasks(["backend"])` find
 """
 from backend.tasks.mentors import mentor_stats_recompute_task
 from backend.tasks.notifications import send_session_notification
+from backend.tasks.operations import operations_alerts_check_task, webhook_events_prune_task
 from backend.tasks.payments import (
     checkout_holds_expire_task,
     followups_sweep_task,
@@ -20,10 +21,12 @@ __all__ = [
     "followups_sweep_task",
     "mentor_stats_recompute_task",
     "payments_audit_task",
+    "operations_alerts_check_task",
     "payments_reconcile_task",
     "process_webhook_event",
     "refund_execute_task",
     "send_session_notification",
     "sessions_complete_task",
+    "webhook_events_prune_task",
     "webhook_events_sweep_task",
 ]

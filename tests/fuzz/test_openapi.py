@@ -73,4 +73,6 @@ def steer_towards_real_rows(case, data, world):
                                             HealthCheck.filter_too_much])
 def test_every_operation_answers_as_declared_and_never_5xx(case, data, world):
     steer_towards_real_rows(case, data, world)
-    case.call_and_validate(headers={"Authorization": world["authorization"]}, checks=CHECKS)
+    # Readiness answers 503 by design when a check is over (here: no beat); the rest still applies.
+    checks = [c for c in CHECKS if c is not not_a_server_error] if case.operation.path == "/api/health/ready" else CHECKS
+    case.call_and_validate(headers={"Authorization": world["authorization"]}, checks=checks)

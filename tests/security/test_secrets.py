@@ -46,6 +46,7 @@ def every_call(world):
         ("webhook forged", "post-raw", "/api/payments/webhook", (webhook_payload, "t=1,v1=00")),
         ("health", "get", "/api/health", None),
         ("live", "get", "/api/health/live", None),
+        ("metrics", "get", "/metrics", None),
         ("openapi", "get", "/api/openapi.json", None),
         ("docs", "get", "/api/docs", None),
     ]
@@ -105,3 +106,64 @@ def test_the_checkout_url_is_the_only_stripe_value_a_mentee_gets(client, world):
     assert response.status_code == 200, response.content
     assert set(response.json()) == {"checkout_url", "session_id"}
     assert response.json()["session_id"].startswith("cs_")
+
+
+CARD_NUMBER_PATTERN = re.compile(r"\b4(?:[ -]?\d){15}\b")
+
+
+@pytest.fixture
+def json_log_lines():
+    """Every record of every logger, formatted as LOG_FORMAT=json prints it (with the ids and redaction)."""
+    import io
+    import logging
+
+    from backend.observability.context import ContextFilter
+    from backend.observability.logging import JsonLogFormatter, RedactingFilter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonLogFormatter())
+    handler.addFilter(ContextFilter())
+    handler.addFilter(RedactingFilter())
+    handler.setLevel(logging.DEBUG)
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield lambda: stream.getvalue().splitlines()
+    root.removeHandler(handler)
+    root.setLevel(previous_level)
+
+
+def test_no_log_record_carries_a_secret_or_card_number(client, stripe_sandbox, celery_session_worker, settings,
+                                                       json_log_lines, live_server):
+    """A payment, a refund, a forged and a valid webhook, a failed login: every JSON log line of the
+    web and the worker (one process here) is searched for keys, webhook secrets, hashes and card numbers."""
+    from backend.models import Session
+    from tests.polling import wait_for
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    mentor, mentee = make_mentor(), make_user()
+    response = client.post("/api/payments/create-checkout-session", booking(mentor), content_type="application/json", **login(client, mentee))
+    assert response.status_code == 200, response.content
+    cs_id = response.json()["session_id"]
+    assert stripe_sandbox.pay(cs_id, card="4242424242424242")["outcome"] == "succeeded"
+    session = wait_for(lambda: Session.objects.filter(stripe_checkout_session_id=cs_id, payment_status="paid").first())
+    client.post("/api/auth/login", {"email": mentee.email, "password": "wrong " + PASSWORD}, content_type="application/json")
+    mentor_headers = login(client, mentor.user)
+    assert client.post(f"/api/sessions/{session.pk}/cancel", {"reason": "ill"}, content_type="application/json",
+                       **mentor_headers).status_code == 200
+    wait_for(lambda: Session.objects.filter(pk=session.pk, payment_status="refunded").exists(), message="refunded")
+    payload, _ = signed(stripe_event("customer.created"), WEBHOOK_SECRET)
+    client.post("/api/payments/webhook", payload, content_type="application/json", HTTP_STRIPE_SIGNATURE="t=1,v1=00")
+
+    lines = json_log_lines()
+    assert any(cs_id in line for line in lines)  # the payment's story is in the logs...
+    secrets = [settings.STRIPE_SECRET_KEY, *settings.STRIPE_WEBHOOK_SECRETS, settings.SECRET_KEY, PASSWORD]
+    for line in lines:  # ...and nothing that must not be
+        for secret in secrets:
+            assert secret not in line, f"log leaks {secret[:10]}...: {line[:200]}"
+        encoded = line.encode()
+        for pattern in (STRIPE_KEY_PATTERN, WEBHOOK_SECRET_PATTERN, PASSWORD_HASH_PATTERN):
+            assert not pattern.search(encoded), line[:300]
+        assert not CARD_NUMBER_PATTERN.search(line), line[:300]

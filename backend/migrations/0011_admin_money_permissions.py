@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('backend', '0009_beat_payments_audit'),
+        ('backend', '0010_beat_operations'),
     ]
 
     operations = [

@@ -1,0 +1,1 @@
+"""Operations: request/payment id context, JSON logs, Prometheus metrics, deep health, alerts."""
