@@ -21,21 +21,34 @@ $(INSTALLED): requirements.txt
 
 install: $(INSTALLED)
 
-migrate: install
-	$(PY) manage.py migrate --noinput
+# Django refuses to start without a real DJANGO_SECRET_KEY. For the local stack, one is
+# generated once into var/ (git-ignored, kept across runs so logins survive a restart) and
+# handed to every process in the environment; a DJANGO_SECRET_KEY already set wins.
+DEV_SECRET_KEY_FILE := var/django_secret_key
+WITH_SECRET_KEY = DJANGO_SECRET_KEY="$${DJANGO_SECRET_KEY:-$$(cat $(DEV_SECRET_KEY_FILE))}"
+NEW_SECRET_KEY = $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(64))'
+
+$(DEV_SECRET_KEY_FILE):
+	mkdir -p var
+	umask 077 && $(NEW_SECRET_KEY) > $@
+
+migrate: install $(DEV_SECRET_KEY_FILE)
+	$(WITH_SECRET_KEY) $(PY) manage.py migrate --noinput
 
 seed: migrate
-	$(PY) manage.py seed_demo
+	$(WITH_SECRET_KEY) $(PY) manage.py seed_demo
 
 # API (gunicorn on :$(API_PORT)), worker, beat, and the Stripe sandbox unless a real key is set.
 run: seed
-	$(PY) manage.py collectstatic --noinput --verbosity 0
-	bin/dev-stack
+	$(WITH_SECRET_KEY) $(PY) manage.py collectstatic --noinput --verbosity 0
+	$(WITH_SECRET_KEY) bin/dev-stack
 
-# The whole suite on PostgreSQL and Redis (tests/conftest.py names the URL that is down).
+# The whole suite on PostgreSQL and Redis (tests/conftest.py names the URL that is down),
+# with a fresh secret key per run (the stack processes the tests start inherit it).
 test: install
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
+	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-$$($(NEW_SECRET_KEY))} \
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The long chaos run (not part of `make test`): CHAOS_BOOKINGS (default 1000) bookings through

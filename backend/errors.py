@@ -82,3 +82,13 @@ class NotOurs(ApplicationError):
     reads the whole account's events): nothing for us to do, and nothing to wait for."""
 
     code = "not_ours"
+
+
+class RateLimited(ApplicationError):
+    """Too many requests from one account or address (429, with Retry-After)."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, field: str | None = None):
+        super().__init__(message, field=field)
+        self.retry_after = max(int(retry_after), 1)

@@ -4,10 +4,13 @@ Defaults are safe for a developer's machine: with no DATABASE_URL the database i
 SQLite (WAL) under var/, with no broker URL Celery uses Kombu's filesystem
 transport under var/. Compose, production and the tests set PostgreSQL and Redis.
 """
+import ipaddress
+import secrets
 from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from backend.observability.logging import logging_config
 
@@ -19,9 +22,70 @@ VAR_DIR.mkdir(exist_ok=True)
 if (BASE_DIR / ".env").exists():
     env.read_env(BASE_DIR / ".env")
 
-SECRET_KEY = env("DJANGO_SECRET_KEY", default="dev-only-insecure-key-change-me-in-production")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+
+# --- Secret keys --------------------------------------------------------------
+# The secret key signs sessions and (unless JWT_SIGNING_KEY is set) the JWTs: a known key
+# lets anyone mint a token for any user. Outside DEBUG there is no fallback, not to a file,
+# not to a constant: the process refuses to start. `make run` generates one under var/ and
+# passes it in the environment; the test targets pass their own.
+MIN_SECRET_KEY_LENGTH = 50
+# Values that were once committed or are documented placeholders: never a real secret.
+KNOWN_SECRET_KEYS = {"dev-only-insecure-key-change-me-in-production", "change-me"}
+
+
+def _secret_from_env(name: str, *, required: bool) -> str:
+    value = env(name, default="")
+    if not value and not required:
+        return ""
+    if DEBUG:
+        # Debugging only: without a key, one that lives as long as this process (so do its tokens).
+        return value or secrets.token_urlsafe(MIN_SECRET_KEY_LENGTH)
+    problem = (
+        "is not set" if not value
+        else "is a known placeholder" if value in KNOWN_SECRET_KEYS or value.startswith("django-insecure-")
+        else f"is shorter than {MIN_SECRET_KEY_LENGTH} characters" if len(value) < MIN_SECRET_KEY_LENGTH
+        else "has fewer than 5 distinct characters" if len(set(value)) < 5
+        else None
+    )
+    if problem:
+        raise ImproperlyConfigured(
+            f"{name} {problem}: set it to a random value of at least {MIN_SECRET_KEY_LENGTH} characters, e.g. "
+            f"python3 -c 'import secrets; print(secrets.token_urlsafe(64))' (or DJANGO_DEBUG=true for local debugging)"
+        )
+    return value
+
+
+SECRET_KEY = _secret_from_env("DJANGO_SECRET_KEY", required=True)
+# Optional: JWTs signed with their own key, so it can be rotated without logging out admin sessions.
+JWT_SIGNING_KEY = _secret_from_env("JWT_SIGNING_KEY", required=False) or SECRET_KEY
+
+# --- HTTPS and the reverse proxy ----------------------------------------------
+# DJANGO_HTTPS=true: served behind TLS. HSTS, secure cookies, and plain HTTP redirected
+# (health checks excepted: load balancers and compose probe them over plain HTTP).
+HTTPS = env.bool("DJANGO_HTTPS", default=False)
+if HTTPS:
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^api/health"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+# Addresses or networks of the reverse proxies in front of the app (comma-separated, e.g.
+# 10.0.0.0/8). Only then are X-Forwarded-Proto (is the request HTTPS?) and X-Forwarded-For
+# (the client's address, for rate limits) believed; without it anyone could forge them.
+TRUSTED_PROXY = env.list("TRUSTED_PROXY", default=[])
+for _proxy in TRUSTED_PROXY:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"TRUSTED_PROXY: {_proxy!r} is not an IP address or network (e.g. 10.0.0.0/8)")
+if TRUSTED_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Origins allowed to POST forms to us (admin, pages) when they differ from the Host, e.g. https://pay.example.com
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -142,7 +206,7 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every requ
 NINJA_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=30)),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=7)),
-    "SIGNING_KEY": SECRET_KEY,
+    "SIGNING_KEY": JWT_SIGNING_KEY,
 }
 # Where Checkout sends the mentee back: by default this backend's own pages (/sessions,
 # /mentors/{id}); an external frontend (the :3002 app) sets it, and CORS follows.
@@ -209,7 +273,7 @@ NOTIFICATIONS_QUEUE = ("notifications" if CELERY_TASK_DEFAULT_QUEUE == "celery"
 CELERY_TASK_QUEUES = {CELERY_TASK_DEFAULT_QUEUE: {}, NOTIFICATIONS_QUEUE: {}}
 CELERY_TASK_ROUTES = {"send_session_notification": {"queue": NOTIFICATIONS_QUEUE}}
 
-# --- Cache (login rate limiting) ----------------------------------------------
+# --- Cache (rate limits) -----------------------------------------------------
 # Shared by every gunicorn worker: Redis when the broker is Redis (keys under a prefix,
 # so never cache.clear() it: that would flush the broker's queues too), else files under
 # var/ for `make run`. CACHE_URL overrides both (django-environ syntax).
@@ -223,8 +287,19 @@ if CACHES["default"]["BACKEND"].endswith("RedisCache"):
     # A Redis outage must not hang the login: fail fast, the rate limit then fails open.
     CACHES["default"].setdefault("OPTIONS", {}).update(
         {"socket_connect_timeout": min(1.0, REDIS_TIMEOUT_SECONDS), "socket_timeout": min(1.0, REDIS_TIMEOUT_SECONDS)})
-# Failed logins allowed per client address and email, django-ratelimit's "count/period" (s, m, h, d).
+
+# --- Abuse limits (rate limits) -----------------------------------------------
+# django-ratelimit's "count/period" (s, m, h, d), counted in the cache above. Each limit
+# holds per account and, separately, per client address (see TRUSTED_PROXY).
+# Failed logins; past it even the right password is refused until the window ends.
 LOGIN_RATE_LIMIT = env("LOGIN_RATE_LIMIT", default="10/m")
+# Requests (successful or not) to register, open a checkout, cancel a session.
+REGISTER_RATE_LIMIT = env("REGISTER_RATE_LIMIT", default="10/h")
+CHECKOUT_RATE_LIMIT = env("CHECKOUT_RATE_LIMIT", default="20/h")
+CANCEL_RATE_LIMIT = env("CANCEL_RATE_LIMIT", default="20/h")
+# false: every limit off, for load tests and benchmarks that run from one address.
+RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
+RATELIMIT_FAIL_OPEN = True  # django-ratelimit: a cache that cannot count refuses nobody
 
 # --- Email --------------------------------------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

@@ -1,6 +1,7 @@
 """Suite-wide setup: the suite runs on real PostgreSQL and Redis, and says clearly when one is down."""
 import os
 import socket
+import uuid
 import warnings
 from urllib.parse import urlparse
 
@@ -34,6 +35,12 @@ def pytest_sessionstart(session):
         error = _reachable(url, port)
         if error:
             pytest.exit(f"{name} at {_redacted(url)} is unreachable ({error}); start it and run again", returncode=3)
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limit_counters(settings):
+    """The abuse limits count in Redis, where counts outlive a test: each test starts from zero."""
+    settings.RATELIMIT_CACHE_PREFIX = f"rl:{uuid.uuid4().hex[:12]}:"
 
 
 # --- Celery: pytest-celery's session worker, running OUR app on the Redis broker ----------

@@ -8,7 +8,6 @@ from ninja_extra.exceptions import APIException
 
 from backend import errors
 from backend.api import auth, health, mentors, payments, sessions
-from backend.services.auth import LoginRateLimited
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +32,7 @@ DOMAIN_ERROR_STATUS = {
     errors.PermissionDenied: 403,
     errors.NotFound: 404,
     errors.Conflict: 409,
-    LoginRateLimited: 429,
+    errors.RateLimited: 429,
     errors.PaymentProviderError: 502,
     errors.PaymentProviderUnavailable: 503,
 }
@@ -48,7 +47,10 @@ def error_response(request, status: int, detail: str, code: str, **extra):
 @api.exception_handler(errors.ApplicationError)
 def on_application_error(request, exc: errors.ApplicationError):
     status = next((s for cls, s in DOMAIN_ERROR_STATUS.items() if isinstance(exc, cls)), 400)
-    return error_response(request, status, exc.message, exc.code, field=exc.field)
+    response = error_response(request, status, exc.message, exc.code, field=exc.field)
+    if isinstance(exc, errors.RateLimited):
+        response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def _field_name(loc) -> str:

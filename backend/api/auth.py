@@ -1,7 +1,10 @@
+from datetime import datetime
+
 from ninja import Field, Router, Schema
 from ninja_jwt.authentication import JWTAuth
 
 from backend.api.schemas import ErrorOut, InputText
+from backend.api.throttles import client_address, throttled
 from backend.services.auth import auth_login, auth_refresh, user_register
 
 router = Router(tags=["auth"])
@@ -32,27 +35,44 @@ class AccessOut(Schema):
     access: str
 
 
+class OwnMentorStatsOut(Schema):
+    """A mentor's own stats, earnings included (net of refunds, minor units of `currency`)."""
+
+    total_sessions: int
+    total_minutes: int
+    total_earnings: int
+    currency: str
+    updated_at: datetime | None = Field(alias="stats_updated_at")
+
+
 class UserOut(Schema):
     id: int
     email: str
     name: str
     mentor_id: int | None
+    mentor_stats: OwnMentorStatsOut | None = Field(None, description="Only for a mentor, only to themselves")
 
     @staticmethod
     def resolve_mentor_id(user):
         mentor = getattr(user, "mentor", None)
         return mentor.pk if mentor else None
 
+    @staticmethod
+    def resolve_mentor_stats(user):
+        return getattr(user, "mentor", None)
 
-@router.post("/register", response={201: UserOut, 400: ErrorOut, 409: ErrorOut, 422: ErrorOut})
+
+@router.post("/register", response={201: UserOut, 400: ErrorOut, 409: ErrorOut, 422: ErrorOut, 429: ErrorOut})
+@throttled("auth_register", rate_setting="REGISTER_RATE_LIMIT")
 def register(request, payload: RegisterIn):
+    """Too many registrations from one address (REGISTER_RATE_LIMIT): 429 `rate_limited` with Retry-After."""
     return 201, user_register(email=payload.email, password=payload.password, name=payload.name)
 
 
 @router.post("/login", response={200: TokenPairOut, 400: ErrorOut, 401: ErrorOut, 422: ErrorOut, 429: ErrorOut})
 def login(request, payload: LoginIn):
-    """Too many failed attempts for one address and email (LOGIN_RATE_LIMIT): 429 `rate_limited`."""
-    return auth_login(email=payload.email, password=payload.password, client_ip=request.META.get("REMOTE_ADDR", ""))
+    """Too many failed attempts for one account or from one address (LOGIN_RATE_LIMIT): 429 `rate_limited`."""
+    return auth_login(email=payload.email, password=payload.password, client_address=client_address(request))
 
 
 @router.post("/refresh", response={200: AccessOut, 400: ErrorOut, 401: ErrorOut, 422: ErrorOut})

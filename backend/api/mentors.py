@@ -15,9 +15,10 @@ router = Router(tags=["mentors"])
 
 
 class MentorStatsOut(Schema):
+    """Public stats. Earnings are the mentor's own business: /api/auth/me, and the admin."""
+
     total_sessions: int
     total_minutes: int
-    total_earnings: int
     updated_at: datetime | None
 
 
@@ -40,7 +41,6 @@ class MentorOut(Schema):
         return {
             "total_sessions": mentor.total_sessions,
             "total_minutes": mentor.total_minutes,
-            "total_earnings": mentor.total_earnings,
             "updated_at": mentor.stats_updated_at,
         }
 

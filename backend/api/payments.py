@@ -8,6 +8,7 @@ from pydantic import ConfigDict
 
 from backend.api.schemas import ErrorOut, InputText
 from backend.api.sessions import SessionOut
+from backend.api.throttles import throttled
 from backend.services.checkouts import CheckoutState, checkout_create, checkout_state_get
 from backend.services.webhooks import MAX_PAYLOAD_BYTES, WebhookPayloadTooLarge, webhook_event_ingest
 
@@ -57,11 +58,13 @@ def payments_config(request):
 @router.post(
     "/create-checkout-session",
     response={200: CheckoutOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut,
-              502: ErrorOut, 503: ErrorOut},
+              429: ErrorOut, 502: ErrorOut, 503: ErrorOut},
     auth=JWTAuth(),
 )
+@throttled("checkout_create", rate_setting="CHECKOUT_RATE_LIMIT")
 def create_checkout_session(request, payload: CheckoutIn):
-    """Hold the slot and open a Stripe Checkout Session; pay at `checkout_url`."""
+    """Hold the slot and open a Stripe Checkout Session; pay at `checkout_url`.
+    Past CHECKOUT_RATE_LIMIT per caller or address: 429 `rate_limited` with Retry-After."""
     checkout = checkout_create(
         mentee=request.auth,
         mentor_id=payload.mentor_id,

@@ -7,6 +7,7 @@ from ninja_jwt.authentication import JWTAuth
 
 from backend.api.pagination import PageNumberPagination
 from backend.api.schemas import ErrorOut, InputText
+from backend.api.throttles import throttled
 from backend.services.cancellations import session_cancel
 from backend.services.sessions import session_get_for_user, session_list_for_user
 
@@ -52,7 +53,9 @@ def get_session(request, session_id: int):
 
 
 @router.post("/{session_id}/cancel", response={200: SessionOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut,
-                                              422: ErrorOut})
+                                              422: ErrorOut, 429: ErrorOut})
+@throttled("session_cancel", rate_setting="CANCEL_RATE_LIMIT")
 def cancel_session(request, session_id: int, payload: CancelIn):
-    """Cancel with a full refund: mentees up to REFUND_CUTOFF_HOURS before the start, mentors always."""
+    """Cancel with a full refund: mentees up to REFUND_CUTOFF_HOURS before the start, mentors always.
+    Past CANCEL_RATE_LIMIT per caller or address: 429 `rate_limited` with Retry-After."""
     return session_cancel(user=request.auth, session_id=session_id, reason=payload.reason)

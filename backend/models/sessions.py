@@ -38,6 +38,8 @@ class Session(models.Model):
     class Meta:
         db_table = "sessions"
         ordering = ["-created_at", "-id"]
+        # The admin's money actions ("Refund", retrying refunds) ask for it; viewing does not.
+        permissions = [("refund_session", "Can refund sessions and retry refunds")]
         indexes = [
             # The session lists, newest first.
             models.Index(fields=["mentee", "-created_at", "-id"], name="sessions_mentee_newest"),

@@ -27,6 +27,7 @@ class WebhookEvent(models.Model):
 
     class Meta:
         ordering = ["-received_at"]
+        permissions = [("retry_webhook_event", "Can retry webhook events")]
         indexes = [models.Index(fields=["status", "updated_at"]), models.Index(fields=["type"])]
 
     def __str__(self):

@@ -1,30 +1,30 @@
 """Accounts and bearer tokens (django-ninja-jwt signs them; nothing hand-rolled)."""
-import logging
-
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from django_ratelimit.core import get_usage
+from django.utils.crypto import constant_time_compare, salted_hmac
 from ninja_jwt.exceptions import TokenError
+from ninja_jwt.settings import api_settings as jwt_settings
 from ninja_jwt.tokens import RefreshToken
 
-from backend.errors import ApplicationError, Conflict, InvalidInput, NotAuthenticated
+from backend.errors import Conflict, InvalidInput, NotAuthenticated, RateLimited
 from backend.models import User
-
-logger = logging.getLogger(__name__)
+from backend.services.rate_limits import rate_limit_count, rate_limit_exhausted
 
 LOGIN_RATE_GROUP = "auth_login_failures"
+# The refresh token's fingerprint of the password it was issued under.
+PASSWORD_CLAIM = "pwd"
 
 
 class InvalidCredentials(NotAuthenticated):
     code = "invalid_credentials"
 
 
-class LoginRateLimited(ApplicationError):
-    code = "rate_limited"
+class LoginRateLimited(RateLimited):
+    pass
 
 
 def user_register(*, email: str, password: str, name: str) -> User:
@@ -48,54 +48,53 @@ def user_register(*, email: str, password: str, name: str) -> User:
         raise Conflict("An account with this email already exists", field="email")
 
 
-def auth_login(*, email: str, password: str, client_ip: str) -> dict[str, str]:
-    """Check the credentials and return a fresh access/refresh token pair.
+def user_authenticate(*, email: str, password: str, client_address: str | None) -> User:
+    """The user with these credentials, for the API's tokens and the pages' session login.
 
-    Failed attempts are counted per client address and email (LOGIN_RATE_LIMIT, in the
-    shared cache so every worker sees them); past the limit even the right password is
-    refused until the window ends, so guessing gains nothing.
+    Failed attempts are counted per account and, separately, per client address
+    (LOGIN_RATE_LIMIT each, in the shared cache): one address spraying many emails and many
+    addresses guessing one account both run out. Past the limit even the right password
+    is refused until the window ends, so guessing gains nothing.
     """
-    user = user_authenticate(email=email, password=password, client_ip=client_ip)
-    refresh = RefreshToken.for_user(user)
-    return {"access": str(refresh.access_token), "refresh": str(refresh)}
-
-
-def user_authenticate(*, email: str, password: str, client_ip: str) -> User:
-    """The user with these credentials, counting failures (the API's login and the pages' login)."""
     email = email.strip().lower()
-    attempts_key = f"{client_ip}|{email}"
-    if _login_failures_exhausted(attempts_key):
-        raise LoginRateLimited("Too many failed logins; try again later")
+    keys = [f"account:{email}"] + ([f"address:{client_address}"] if client_address else [])
+    try:
+        rate_limit_exhausted(group=LOGIN_RATE_GROUP, rate=settings.LOGIN_RATE_LIMIT, keys=keys)
+    except RateLimited as exc:
+        raise LoginRateLimited("Too many failed logins; try again later", retry_after=exc.retry_after)
     user = authenticate(username=email, password=password)
     if user is None:
-        _login_failure_count(attempts_key)
+        rate_limit_count(group=LOGIN_RATE_GROUP, rate=settings.LOGIN_RATE_LIMIT, keys=keys)
         raise InvalidCredentials("Invalid email or password")
     return user
 
 
-def _login_failure_usage(attempts_key: str, *, increment: bool) -> dict | None:
-    try:
-        return get_usage(None, group=LOGIN_RATE_GROUP, key=lambda group, request: attempts_key,
-                         rate=settings.LOGIN_RATE_LIMIT, increment=increment)
-    except Exception:
-        # Cache backends raise their own errors (redis, OSError). Failing open keeps
-        # everyone able to log in while the cache is down; the outage is logged.
-        logger.warning("login rate limit: cache unavailable, not counting", exc_info=True)
-        return None
+def auth_login(*, email: str, password: str, client_address: str | None) -> dict[str, str]:
+    """Check the credentials (user_authenticate) and return a fresh access/refresh token pair."""
+    user = user_authenticate(email=email, password=password, client_address=client_address)
+    refresh = RefreshToken.for_user(user)
+    refresh[PASSWORD_CLAIM] = _password_fingerprint(user)
+    return {"access": str(refresh.access_token), "refresh": str(refresh)}
 
 
-def _login_failures_exhausted(attempts_key: str) -> bool:
-    usage = _login_failure_usage(attempts_key, increment=False)
-    return usage is not None and usage["count"] >= usage["limit"]
-
-
-def _login_failure_count(attempts_key: str) -> None:
-    _login_failure_usage(attempts_key, increment=True)
+def _password_fingerprint(user: User) -> str:
+    # Changes whenever the password does (like Django's session auth hash), so a refresh
+    # token issued before a password change stops working. Keyed: it reveals nothing.
+    return salted_hmac("backend.auth.refresh", user.password, secret=settings.JWT_SIGNING_KEY).hexdigest()[:32]
 
 
 def auth_refresh(*, refresh: str) -> str:
-    """A new access token from a valid refresh token."""
+    """A new access token from a valid refresh token whose user still exists, is active,
+    and has not changed their password since the token was issued."""
     try:
-        return str(RefreshToken(refresh).access_token)
+        token = RefreshToken(refresh)
     except TokenError as exc:
         raise InvalidCredentials(f"Refresh token is invalid or expired: {exc}", field="refresh", code="token_not_valid")
+    user = User.objects.filter(pk=token.get(jwt_settings.USER_ID_CLAIM)).first()
+    if user is None or not user.is_active:
+        raise InvalidCredentials("The account of this refresh token is disabled or gone", field="refresh",
+                                 code="token_not_valid")
+    if not constant_time_compare(token.get(PASSWORD_CLAIM, ""), _password_fingerprint(user)):
+        raise InvalidCredentials("The password changed since this refresh token was issued; log in again",
+                                 field="refresh", code="token_not_valid")
+    return str(token.access_token)

@@ -8,6 +8,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from backend.api.throttles import client_address
 from backend.errors import ApplicationError, NotFound
 from backend.services.auth import user_authenticate, user_register
 from backend.services.availability import mentor_availability
@@ -125,7 +126,7 @@ def login_page(request):
     if request.method == "POST" and form.is_valid():
         try:
             user = user_authenticate(email=form.cleaned_data["email"], password=form.cleaned_data["password"],
-                                     client_ip=request.META.get("REMOTE_ADDR", ""))
+                                     client_address=client_address(request))
             login(request, user)
             return redirect(_next_url(request))
         except ApplicationError as exc:

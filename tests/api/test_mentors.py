@@ -1,6 +1,6 @@
 import pytest
 
-from tests.factories import make_mentor
+from tests.factories import login, make_mentor, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +42,28 @@ def test_detail_shows_rate_currency_and_stats(client):
     assert body["currency"] == "eur"
     assert body["stats"]["total_sessions"] == 3
     assert body["stats"]["total_minutes"] == 180
-    assert body["stats"]["total_earnings"] == 45000
+
+
+def test_earnings_are_not_published_in_the_catalogue(client):
+    mentor = make_mentor(name="Ada", total_sessions=3, total_minutes=180, total_earnings=45000)
+    detail = client.get(f"/api/mentors/{mentor.id}").json()
+    listed = client.get("/api/mentors").json()["items"][0]
+    for body in (detail, listed):
+        assert set(body["stats"]) == {"total_sessions", "total_minutes", "updated_at"}
+        assert "45000" not in str(body)
+
+
+def test_a_mentor_sees_their_own_earnings_in_me(client):
+    mentor = make_mentor(name="Ada", currency="eur", total_sessions=3, total_minutes=180, total_earnings=45000)
+    stats = client.get("/api/auth/me", **login(client, mentor.user)).json()["mentor_stats"]
+    assert set(stats) == {"total_sessions", "total_minutes", "total_earnings", "currency", "updated_at"}
+    assert (stats["total_sessions"], stats["total_minutes"], stats["total_earnings"], stats["currency"]) == (
+        3, 180, 45000, "eur")
+
+
+def test_nobody_else_sees_a_mentors_earnings_in_me(client):
+    make_mentor(name="Ada", total_earnings=45000)
+    assert client.get("/api/auth/me", **login(client, make_user())).json()["mentor_stats"] is None
 
 
 def test_unknown_mentor_is_404_json(client):
