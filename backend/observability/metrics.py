@@ -51,9 +51,18 @@ STRIPE_LATENCY = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30))
 
 
+_EVENT_TYPE = re.compile(r"[a-z_.]{1,80}")
+
+
+def _type_label(event_type: str) -> str:
+    """Stripe's event type as a label, or `other`: a signed event may carry anything there
+    (a lone surrogate can't even be written out), and labels must stay few and printable."""
+    return event_type if _EVENT_TYPE.fullmatch(event_type or "") else "other"
+
+
 def webhook_delivery(*, event_type: str, outcome: str, reason: str = "") -> None:
     """One delivery to the webhook: stored, duplicate or refused (with its reason)."""
-    WEBHOOK_DELIVERIES.labels(event_type, outcome, reason).inc()
+    WEBHOOK_DELIVERIES.labels(_type_label(event_type) if event_type else "", outcome, reason).inc()
     if outcome != "refused":
         _webhook_heartbeat()
 
@@ -80,6 +89,7 @@ def _webhook_heartbeat() -> None:
 
 
 def event_processed(*, event_type: str, status: str, created: int | float | None) -> None:
+    event_type = _type_label(event_type)
     EVENTS_PROCESSED.labels(event_type, status).inc()
     if isinstance(created, (int, float)) and status == "processed":
         EVENT_AGE.labels(event_type).observe(max(0.0, time.time() - created))

@@ -13,6 +13,7 @@ from backend.services.followups import admin_alert_on_commit, notification_on_co
 from backend.services.installation import installation
 from backend.services.mentors import mentor_stats_recompute
 from backend.services.refunds import refund_create
+from backend.services.sessions import session_for_payment
 from backend.services.slots import slot_conflict
 
 logger = logging.getLogger(__name__)

@@ -97,9 +97,11 @@ def notification_send(*, session_id: int, kind: str) -> int:
 def _recipients(session: Session, kind: str) -> tuple[str, ...]:
     """Who gets `kind` about this session. The mentor hears of a cancellation or refund only
     if they were told of the booking: a session whose slot was lost, or whose payment did
-    not match, was never theirs."""
+    not match, was never theirs. A session whose start has passed was in the mentor's
+    calendar (a delayed debit still pending at its start, cancelled by that policy): the
+    mentor hears of it."""
     recipients = RECIPIENTS[kind]
-    if kind in (Kind.CANCELLED, Kind.REFUNDED) and not Notification.objects.filter(
+    if kind in (Kind.CANCELLED, Kind.REFUNDED) and session.scheduled_at > timezone.now() and not Notification.objects.filter(
         session=session, kind=Kind.BOOKED, recipient=Recipient.MENTOR
     ).exists():
         recipients = tuple(r for r in recipients if r != Recipient.MENTOR)
