@@ -8,7 +8,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from backend.api.throttles import client_address
+from backend.api.throttles import client_address, request_throttle
 from backend.errors import ApplicationError, NotFound
 from backend.services.auth import user_authenticate, user_register
 from backend.services.availability import mentor_availability
@@ -53,6 +53,7 @@ def mentor_detail(request, mentor_id: int):
             return redirect(f"{settings.LOGIN_URL}?next={request.path}")
         if form.is_valid():
             try:
+                request_throttle(request, group="checkout_create", rate_setting="CHECKOUT_RATE_LIMIT")
                 checkout = checkout_create(
                     mentee=request.user, mentor_id=mentor.pk, title=form.cleaned_data["title"],
                     description=form.cleaned_data["description"], scheduled_at=form.cleaned_data["scheduled_at"],
@@ -96,6 +97,7 @@ def session_cancel_page(request, session_id: int):
         return render(request, "web/not_found.html", {"what": "This session"}, status=404)
     if request.method == "POST":
         try:
+            request_throttle(request, group="session_cancel", rate_setting="CANCEL_RATE_LIMIT")
             session_cancel(user=request.user, session_id=session.pk, reason=request.POST.get("reason", "")[:500])
             messages.success(request, f"\u201c{session.title}\u201d is cancelled; the refund is on its way.")
             return redirect("web:sessions")
@@ -139,6 +141,7 @@ def register_page(request):
     form = RegisterForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
+            request_throttle(request, group="auth_register", rate_setting="REGISTER_RATE_LIMIT")
             user = user_register(**form.cleaned_data)
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             return redirect(_next_url(request))

@@ -260,8 +260,10 @@ def test_only_staff_with_refund_session_retry_refunds(client, world, actor):
     refund = Refund.objects.create(session=target, amount=target.amount, currency=target.currency,
                                    status=Refund.Status.FAILED, last_error="Stripe down")
     client.post("/admin/backend/refund/", {"action": "retry_selected", "_selected_action": [refund.pk]})
+    # A retry is a new refund (new row, new idempotency key); the failed one stays for the record.
+    assert Refund.objects.filter(retry_of=refund).exists() == RETRY_REFUND_ACTION[actor]
     refund.refresh_from_db()
-    assert (refund.status == Refund.Status.REQUESTED) == RETRY_REFUND_ACTION[actor]
+    assert refund.status == Refund.Status.FAILED
     assert logged(staff, refund) == (["Retry asked (status was failed)"] if RETRY_REFUND_ACTION[actor] else [])
 
 

@@ -174,3 +174,26 @@ def test_page_login_counts_failures_like_the_api(settings):
     refused = browser.post("/login", {"email": user.email, "password": PASSWORD})
     assert refused.status_code == 200 and "Too many failed logins" in refused.content.decode()
     assert "_auth_user_id" not in browser.session
+
+
+def test_the_booking_and_cancel_pages_count_against_the_same_limits_as_the_api(settings):
+    settings.CHECKOUT_RATE_LIMIT = "1/h"
+    settings.CANCEL_RATE_LIMIT = "1/h"
+    user = make_user()
+    browser = signed_in(user)
+    mentor = make_mentor()
+    past = (timezone.now() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    form = {"title": "Chat", "scheduled_at": past, "duration_minutes": "60", "timezone": "UTC"}
+
+    first = browser.post(f"/mentors/{mentor.pk}", form)
+    assert "must be in the future" in first.content.decode()
+    second = browser.post(f"/mentors/{mentor.pk}", form)
+    assert "Too many requests" in second.content.decode()
+    assert not Checkout.objects.exists()
+
+    soon = make_session(mentor=mentor, mentee=user, starts_in=timedelta(hours=3))  # inside the refund cutoff
+    first_cancel = browser.post(f"/sessions/{soon.pk}/cancel", {"reason": ""}, follow=True).content.decode()
+    assert "Too many requests" not in first_cancel  # refused by the policy, and counted
+    refused = browser.post(f"/sessions/{soon.pk}/cancel", {"reason": ""}, follow=True).content.decode()
+    assert "Too many requests" in refused
+    assert Session.objects.get(pk=soon.pk).status == "scheduled"
