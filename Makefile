@@ -58,6 +58,7 @@ CHAOS_BOOKINGS ?= 1000
 chaos: install
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
+	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-$$($(NEW_SECRET_KEY))} \
 	CHAOS_BOOKINGS=$(CHAOS_BOOKINGS) \
 	$(PY) -m pytest tests/e2e/test_chaos.py -m chaos_long -s -p no:logging $(PYTEST_ARGS)
 
