@@ -25,8 +25,11 @@ def a_secret() -> str:
 
 def environment(**overrides) -> dict[str, str]:
     """Ours, less every setting this file is about, plus `overrides` (None: leave unset)."""
+    # DJANGO_ALLOW_ASYNC_UNSAFE: the browser tests' fixture sets it in this process while Chromium
+    # runs; no production process has it, and check --deploy rightly refuses it.
     ours = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SECRET_KEY", "JWT_SIGNING_KEY", "DJANGO_DEBUG",
-                                                          "DJANGO_HTTPS", "TRUSTED_PROXY", "CSRF_TRUSTED_ORIGINS"}}
+                                                          "DJANGO_HTTPS", "TRUSTED_PROXY", "CSRF_TRUSTED_ORIGINS",
+                                                          "DJANGO_ALLOW_ASYNC_UNSAFE"}}
     return ours | {k: v for k, v in overrides.items() if v is not None}
 
 
