@@ -1,6 +1,7 @@
 """The NinjaAPI: one router per topic, and every error mapped to one JSON shape here."""
 import logging
 
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -88,6 +89,19 @@ def on_http_error(request, exc: HttpError):
 @api.exception_handler(Http404)
 def on_not_found(request, exc):
     return error_response(request, 404, "Not found", "not_found")
+
+
+@api.exception_handler(OperationalError)
+@api.exception_handler(InterfaceError)
+def on_database_unavailable(request, exc):
+    # The database is down or did not answer in time (connect/statement timeouts): a 503 the
+    # client (and Stripe, for a webhook) retries, not a bug report. Errors the database gave
+    # about our data (IntegrityError, DataError) stay 500s.
+    logger.error("database unavailable on %s %s: %s", request.method, request.path, exc.__class__.__name__)
+    response = error_response(request, 503, "The service is briefly unavailable; try again shortly",
+                              "service_unavailable")
+    response["Retry-After"] = "5"
+    return response
 
 
 @api.exception_handler(Exception)

@@ -150,5 +150,5 @@ def test_with_the_database_down_the_answer_is_5xx_so_stripe_retries(stripe_sandb
     with ApiServer(env=env, workers=1) as api:
         response = httpx.post(f"{api.url}/api/payments/webhook", content=payload,
                               headers={"Stripe-Signature": header, "Content-Type": "application/json"}, timeout=30)
-    assert response.status_code >= 500
-    assert response.json()["code"] == "server_error"
+    assert response.status_code == 503
+    assert response.json()["code"] == "service_unavailable" and response.headers["Retry-After"] == "5"
