@@ -24,7 +24,8 @@ def webhook_events_sweep_task() -> int:
 
 @shared_task(name="checkout_holds_expire")
 def checkout_holds_expire_task() -> int:
-    """Every minute: free slots whose hold ran out."""
+    """Every minute: holds past their time, settled by what Stripe says of each Checkout
+    (expired: the slot is free; complete: booked through the webhook's path)."""
     return checkout_holds_expire()
 
 
