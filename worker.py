@@ -1,14 +1,39 @@
 """The Celery app: `celery -A worker worker` and `celery -A worker beat`.
 
 Configured from Django settings (the CELERY_* names), tasks autodiscovered from
-`backend.tasks`.
+`backend.tasks`. Every worker also runs the webhook outbox relay, which queues the events
+the webhook stored (backend/services/webhook_relay.py): wherever a worker runs (make run,
+compose, the tests' stacks) there is a relay, with no extra process to deploy.
 """
 import os
 
-from celery import Celery
+from celery import Celery, bootsteps
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.settings")
+
+
+class WebhookRelayStep(bootsteps.StartStopStep):
+    # After the pool: prefork children are forked before the relay opens its connections.
+    requires = {"celery.worker.components:Pool"}
+
+    def __init__(self, worker, **kwargs):
+        super().__init__(worker, **kwargs)
+        self.relay = None
+
+    def start(self, worker):
+        from backend.services.webhook_relay import WebhookRelay
+
+        self.relay = WebhookRelay().start()
+
+    def stop(self, worker):
+        if self.relay is not None:
+            self.relay.stop()
+            self.relay = None
+
+    shutdown = terminate = stop
+
 
 app = Celery("myroadmap")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["backend"])
+app.steps["worker"].add(WebhookRelayStep)

@@ -24,11 +24,19 @@ class WebhookEvent(models.Model):
     processed_at = models.DateTimeField(null=True, blank=True)
     # When the scheduled retry is due: the sweep leaves the event to it until then.
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When the outbox relay handed it to the broker; null = stored, not yet queued.
+    queued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-received_at"]
         permissions = [("retry_webhook_event", "Can retry webhook events")]
-        indexes = [models.Index(fields=["status", "updated_at"]), models.Index(fields=["type"])]
+        indexes = [
+            models.Index(fields=["status", "updated_at"]),
+            models.Index(fields=["type"]),
+            # The relay's claim: only the few rows waiting to be queued are in it.
+            models.Index(fields=["id"], name="webhook_events_to_queue",
+                         condition=models.Q(status="received", queued_at__isnull=True)),
+        ]
 
     def __str__(self):
         return f"{self.stripe_event_id} {self.type} ({self.status})"

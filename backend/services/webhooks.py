@@ -1,8 +1,9 @@
 """Stripe webhook events: verified, stored once by event id, then processed by a worker.
 
 The WebhookEvent row is both the idempotency record (unique stripe_event_id) and the
-outbox: an event is stored before anything is enqueued, so a broker outage loses
-nothing (the sweep enqueues what is stuck in `received`).
+outbox: the webhook only stores (and, on PostgreSQL, notifies); the outbox relay
+(services/webhook_relay.py, in every worker) queues what was stored, so the request does
+no broker work and a broker outage loses nothing (webhook_events_sweep is the backstop).
 """
 import json
 import logging
@@ -22,6 +23,7 @@ from backend.observability import metrics
 from backend.services import fulfilment, refunds
 from backend.services.followups import admin_alert_on_commit
 from backend.services.retries import error_is_transient, error_text, retries_exhausted, retry_delay
+from backend.services.webhook_relay import NOTIFY_CHANNEL
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +54,8 @@ VALUES (%s, %s, %s, %s, %s, %s, 0, '', %s, %s)
 ON CONFLICT (stripe_event_id) DO NOTHING
 RETURNING id
 """
+# The same, waking the outbox relay (delivered at commit, only when a row was inserted).
+_INSERT_IF_NEW_AND_NOTIFY = f"WITH stored AS ({_INSERT_IF_NEW}) SELECT id, pg_notify('{NOTIFY_CHANNEL}', '') FROM stored"
 
 
 MAX_EVENT_ID_LENGTH = WebhookEvent._meta.get_field("stripe_event_id").max_length
@@ -92,11 +96,11 @@ def webhook_event_ingest(*, payload: bytes, signature: str | None) -> tuple[str,
 
 
 def webhook_event_store(event: dict, *, payload_json: str | None = None) -> bool:
-    """Store a verified event once; if new and handled, queue its processing. Returns
-    whether it was new. The webhook and the reconciler both come through here.
+    """Store a verified event once; if new and handled, the outbox relay queues it.
+    Returns whether it was new. The webhook and the reconciler both come through here.
 
     Race-free under concurrent deliveries of one event: the unique index decides which
-    INSERT wins, and only the winner enqueues.
+    INSERT wins, and only the winner's row is there for the relay.
     """
     event_id, event_type = event["id"], _storable_text(event["type"])
     handled = event_type in EVENT_HANDLERS
@@ -105,17 +109,16 @@ def webhook_event_store(event: dict, *, payload_json: str | None = None) -> bool
     # PostgreSQL's jsonb and SQLite's text both take the JSON string.
     if payload_json is None:
         payload_json = _storable_json(json.dumps(event), event)
-    # One statement in autocommit: the row is durable when it returns, and on_commit
-    # then runs at once (or after the caller's transaction, when there is one).
+    # One statement in autocommit: the row is durable when it returns (and the relay
+    # woken; inside a caller's transaction, at its commit).
+    notify = handled and connection.vendor == "postgresql"
     with connection.cursor() as cursor:
         cursor.execute(
-            _INSERT_IF_NEW,
+            _INSERT_IF_NEW_AND_NOTIFY if notify else _INSERT_IF_NEW,
             [event_id, event_type[:100], _storable_text(str(event.get("api_version") or ""))[:50],
              bool(event.get("livemode")), payload_json, status, now, now],
         )
         created = cursor.fetchone() is not None
-    if created and handled:
-        transaction.on_commit(lambda: webhook_event_enqueue(event_id))
     if created:
         logger.info("webhook %s (%s): stored as %s", event_id, event_type, status)
     else:
@@ -157,8 +160,9 @@ def _without_nul_escapes(payload_json: str) -> str:
 
 
 def webhook_event_enqueue(stripe_event_id: str) -> bool:
-    """Queue processing; a broker outage is logged, not raised: the event stays stored
-    as `received` and webhook_events_sweep queues it later."""
+    """Queue processing now (the sweep, an admin's retry; new events go through the relay).
+    A broker outage is logged, not raised: the event stays stored as `received` and
+    webhook_events_sweep queues it later."""
     from backend.tasks.webhooks import process_webhook_event
 
     try:

@@ -125,24 +125,6 @@ def test_an_oversized_body_is_413_before_parsing(client, stripe_sandbox):
     assert not WebhookEvent.objects.exists()
 
 
-def test_with_the_broker_down_a_valid_event_is_still_200_and_kept_as_received(stripe_sandbox):
-    broken_broker = {
-        "CELERY_BROKER_URL": "redis://127.0.0.1:9/0",  # nothing listens: Redis is "down"
-        "STRIPE_SECRET_KEY": "sk_test_backend_suite",
-        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-    }
-    payload, header = signed(stripe_event(), WEBHOOK_SECRET)
-    with ApiServer(env=broken_broker, workers=1) as api:
-        started = time.monotonic()
-        response = httpx.post(f"{api.url}/api/payments/webhook", content=payload,
-                              headers={"Stripe-Signature": header, "Content-Type": "application/json"}, timeout=30)
-        elapsed = time.monotonic() - started
-        assert response.status_code == 200, api.log()
-        assert "broker unavailable" in api.log()
-    assert WebhookEvent.objects.get().status == "received"
-    assert elapsed < 5, f"the answer waited {elapsed:.1f}s on the broker"
-
-
 def test_with_the_database_down_the_answer_is_5xx_so_stripe_retries(stripe_sandbox):
     payload, header = signed(stripe_event(), WEBHOOK_SECRET)
     env = {"DATABASE_URL": "postgres://postgres@127.0.0.1:9/nowhere", "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,

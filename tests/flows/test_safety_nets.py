@@ -111,8 +111,9 @@ def test_sweep_queues_events_stuck_in_received(client, payments):
     payments.pay(cs_id)
     payments_reconcile()  # stored...
     wait_for(lambda: Session.objects.filter(stripe_checkout_session_id=cs_id).exists())
-    # ...and one stored while the broker was down never got queued:
+    # ...and one the relay claimed two minutes ago but never published (it died in between):
     WebhookEvent.objects.create(stripe_event_id="evt_stuck", type="checkout.session.expired", status="received",
+                                queued_at=timezone.now() - timedelta(minutes=2),
                                 payload={"id": "evt_stuck", "type": "checkout.session.expired",
                                          "data": {"object": {"id": "cs_not_ours", "metadata": {}}}})
     WebhookEvent.objects.filter(stripe_event_id="evt_stuck").update(updated_at=timezone.now() - timedelta(minutes=2))

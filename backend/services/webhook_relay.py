@@ -1,0 +1,137 @@
+"""The outbox relay: stored webhook events become Celery tasks off the request path.
+
+The webhook answers Stripe once the event row is committed (the durable part) and leaves
+the Celery publish to this relay, which is about half of what a delivery used to cost.
+On PostgreSQL the webhook's INSERT also does `pg_notify(NOTIFY_CHANNEL)`, so the relay
+wakes within a millisecond; it also looks every `poll_seconds` (the only way on SQLite,
+and the catch-up after a lost LISTEN connection).
+
+Delivery stays at least once: a row is claimed (`queued_at` set) in one short
+transaction, then published with no lock held. A publish that fails puts its rows back;
+a relay that dies between claim and publish leaves them to webhook_events_sweep (beat,
+a minute). A duplicate publish is harmless: processing locks the row and checks its status.
+
+It runs as a thread in every Celery worker (tasks/relay.py); several relays may run at
+once (rows are claimed with SKIP LOCKED), and `manage.py webhook_relay` runs it alone.
+"""
+import logging
+import select
+import threading
+
+from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
+
+from backend.models import WebhookEvent
+
+logger = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "webhook_events"
+BATCH_SIZE = 100
+POLL_SECONDS = 2.0
+SQLITE_POLL_SECONDS = 0.25
+RECONNECT_SECONDS = 1.0
+
+
+def webhook_events_relay(*, limit: int = BATCH_SIZE, broker_connection=None) -> int:
+    """Claim up to `limit` stored, handled events nobody has queued and queue them, on
+    `broker_connection` (a kombu connection; default: the app's pool). Returns how many
+    were published; raises, with its unpublished rows back to unqueued, if the broker fails."""
+    from backend.tasks.webhooks import process_webhook_event
+
+    with transaction.atomic():
+        claimed = list(
+            WebhookEvent.objects.select_for_update(skip_locked=True)
+            .filter(status=WebhookEvent.Status.RECEIVED, queued_at__isnull=True)
+            .order_by("id").values_list("id", "stripe_event_id")[:limit]
+        )
+        if not claimed:
+            return 0
+        WebhookEvent.objects.filter(id__in=[pk for pk, _ in claimed]).update(queued_at=timezone.now())
+    published = 0
+    try:
+        # One broker connection for the batch: most of a lone delay()'s cost is acquiring it.
+        app = process_webhook_event.app
+        with app.producer_or_acquire() if broker_connection is None else broker_connection.Producer() as producer:
+            for _, stripe_event_id in claimed:
+                process_webhook_event.apply_async((stripe_event_id,), producer=producer)
+                published += 1
+    except Exception:
+        unpublished = [pk for pk, _ in claimed[published:]]
+        WebhookEvent.objects.filter(id__in=unpublished, queued_at__isnull=False).update(queued_at=None)
+        logger.warning("relay: broker unavailable, %d event(s) left to queue", len(unpublished))
+        raise
+    logger.debug("relay: queued %d event(s)", published)
+    return published
+
+
+class WebhookRelay:
+    """The relay loop on a thread: wait for a NOTIFY (or the poll interval), drain, repeat."""
+
+    def __init__(self, *, poll_seconds: float | None = None):
+        self.listens = connection.vendor == "postgresql"
+        self.poll_seconds = poll_seconds or (POLL_SECONDS if self.listens else SQLITE_POLL_SECONDS)
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._listener = None
+
+    def start(self) -> "WebhookRelay":
+        self._thread = threading.Thread(target=self.run, name="webhook-relay", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def run(self) -> None:
+        logger.info("relay: started (%s)", "LISTEN " + NOTIFY_CHANNEL if self.listens else
+                    f"polling every {self.poll_seconds}s")
+        try:
+            while not self._stopping.is_set():
+                try:
+                    self._drain()
+                    self._wait()
+                except Exception:
+                    # Database or broker down: nothing is lost (the rows wait), try again shortly.
+                    logger.warning("relay: pass failed, retrying in %ss", RECONNECT_SECONDS, exc_info=True)
+                    self._listen_close()
+                    self._stopping.wait(RECONNECT_SECONDS)
+        finally:
+            self._listen_close()
+            connection.close()
+
+    def _drain(self) -> None:
+        close_old_connections()  # honour CONN_MAX_AGE and health checks, as a request would
+        while not self._stopping.is_set() and webhook_events_relay() == BATCH_SIZE:
+            pass
+
+    def _wait(self) -> None:
+        if not self.listens:
+            self._stopping.wait(self.poll_seconds)
+            return
+        listener = self._listen()
+        readable, _, _ = select.select([listener], [], [], self.poll_seconds)
+        if readable:
+            listener.poll()
+            listener.notifies.clear()
+
+    def _listen(self):
+        """A connection of its own in autocommit, subscribed to the channel (made once)."""
+        if self._listener is None:
+            listener = connection.get_new_connection(connection.get_connection_params())
+            listener.autocommit = True
+            with listener.cursor() as cursor:
+                cursor.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            self._listener = listener
+            # Anything stored while we were not listening is drained before the first wait.
+            self._drain()
+        return self._listener
+
+    def _listen_close(self) -> None:
+        if self._listener is not None:
+            try:
+                self._listener.close()
+            except Exception:
+                pass
+            self._listener = None

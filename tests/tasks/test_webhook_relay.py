@@ -1,0 +1,78 @@
+"""The outbox relay: the webhook only stores (and notifies); every worker's relay queues
+what was stored. Real PostgreSQL, Redis and worker; the broken broker is a closed port."""
+import select
+import time
+
+import httpx
+import psycopg2
+import pytest
+from django.db import transaction
+
+from backend.models import WebhookEvent
+from backend.services.webhook_relay import NOTIFY_CHANNEL, webhook_events_relay
+from backend.services.webhooks import webhook_event_store
+from tests.conftest import WEBHOOK_SECRET
+from tests.polling import wait_for
+from tests import stack
+from tests.stack import ApiServer
+from tests.webhooks import signed, stripe_event
+from worker import app
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+DEAD_BROKER = "redis://127.0.0.1:9/0"  # nothing listens there: the broker is "down"
+
+
+def notifications_after(store) -> int:
+    """How many NOTIFYs on the relay's channel a separate LISTEN connection gets for `store()`."""
+    listener = psycopg2.connect(stack.test_database_url())
+    listener.autocommit = True
+    try:
+        with listener.cursor() as cursor:
+            cursor.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        store()
+        select.select([listener], [], [], 1.0)
+        listener.poll()
+        return len(listener.notifies)
+    finally:
+        listener.close()
+
+
+def test_storing_a_new_handled_event_notifies_the_relay_and_nothing_else_does():
+    event = stripe_event("checkout.session.expired")
+    assert notifications_after(lambda: webhook_event_store(event)) == 1
+    assert notifications_after(lambda: webhook_event_store(event)) == 0  # a duplicate delivery
+    assert notifications_after(lambda: webhook_event_store(stripe_event("payment_intent.created"))) == 0  # ignored
+
+
+def test_the_webhook_needs_no_broker_and_the_workers_relay_queues_what_it_stored(celery_session_worker):
+    env = {"CELERY_BROKER_URL": DEAD_BROKER, "STRIPE_SECRET_KEY": "sk_test_backend_suite",
+           "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET}
+    payload, header = signed(stripe_event("checkout.session.expired"), WEBHOOK_SECRET)
+    with ApiServer(env=env, workers=1) as api:
+        started = time.monotonic()
+        response = httpx.post(f"{api.url}/api/payments/webhook", content=payload,
+                              headers={"Stripe-Signature": header, "Content-Type": "application/json"}, timeout=30)
+        elapsed = time.monotonic() - started
+        assert response.status_code == 200, api.log()
+        assert "broker" not in api.log().lower()
+    assert elapsed < 5, f"the answer waited {elapsed:.1f}s"
+    event = wait_for(lambda: WebhookEvent.objects.filter(status="processed", queued_at__isnull=False).first(),
+                     message="processed by the worker, queued by its relay")
+    assert event.attempts == 1
+
+
+def test_a_relay_that_cannot_publish_puts_its_claim_back_and_a_working_relay_queues_it(celery_session_worker):
+    event = stripe_event("checkout.session.expired")
+    # Stored and claimed in one transaction, so the session worker's relay can't see it first.
+    with transaction.atomic():
+        webhook_event_store(event)
+        with app.connection_for_write(DEAD_BROKER) as dead:
+            with pytest.raises(Exception):
+                webhook_events_relay(broker_connection=dead)
+        row = WebhookEvent.objects.get(stripe_event_id=event["id"])
+        assert (row.status, row.queued_at) == ("received", None)  # nothing lost, nothing marked
+    processed = wait_for(lambda: WebhookEvent.objects.filter(stripe_event_id=event["id"], status="processed").first(),
+                         message="queued by the worker's relay once committed")
+    assert processed.queued_at is not None and processed.attempts == 1
+
