@@ -184,6 +184,24 @@ class CeleryWorker(_Child):
             app.close()
 
 
+class Relay(_Child):
+    """`manage.py webhook_relay`: the outbox relay on its own (a worker runs one too)."""
+
+    def __init__(self, env: dict):
+        self.env = env
+
+    def __enter__(self):
+        self._spawn([sys.executable, "manage.py", "webhook_relay"],
+                    {**os.environ, "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "WARNING", **self.env})
+        deadline = time.monotonic() + 30
+        while "webhook relay running" not in self.log():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"webhook relay did not start:\n{self.log()}")
+            time.sleep(0.1)
+        return self
+
+
 class CeleryBeat(_Child):
     """`python -m celery -A worker beat` (django-celery-beat's schedules) with `env` on top of ours."""
 

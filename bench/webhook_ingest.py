@@ -9,6 +9,11 @@ At concurrency 1, 8 and 32, with a new connection per request (as Stripe deliver
 sync workers) and with keep-alive (gthread workers, which keep connections open). Server CPU
 per request is the gunicorn process tree's user+system time over the requests.
 
+The webhook leaves the Celery publish to the outbox relay (backend/services/webhook_relay.py),
+so a relay runs beside gunicorn (`manage.py webhook_relay`, as a worker would run it): it
+shares the 2 cores, its CPU per event is reported, and every level checks that it queued
+every stored event.
+
     make bench            # or: DATABASE_URL=... .venv/bin/python bench/webhook_ingest.py
     BENCH_EVENTS=1000  BENCH_CONCURRENCY=1,8,32  BENCH_WORKERS=2
 """
@@ -20,7 +25,9 @@ import sys
 import time
 import uuid
 
-from _support import (BROKER_URL, Gunicorn, bench_database, flush_broker, process_tree_cpu_seconds, run_load,
+import psycopg2
+
+from _support import (BROKER_URL, Gunicorn, Relay, bench_database, flush_broker, process_tree_cpu_seconds, run_load,
                       write_results)
 
 SECRET = "whsec_bench_only"
@@ -57,30 +64,49 @@ def signed_event() -> tuple[bytes, dict]:
     return payload, {"Content-Type": "application/json", "Stripe-Signature": f"t={t},v1={signature}"}
 
 
-def _level(api, requests, concurrency, keep_alive) -> dict:
+def _unqueued(database_url: str) -> int:
+    """Stored webhook events the relay has not queued yet."""
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM backend_webhookevent WHERE status = 'received' AND queued_at IS NULL")
+        return cursor.fetchone()[0]
+
+
+def _level(api, relay, requests, concurrency, keep_alive, database_url) -> dict:
     cpu_before = process_tree_cpu_seconds(api.process.pid)
+    relay_before = process_tree_cpu_seconds(relay.process.pid)
     figures = run_load(api.port, requests, concurrency, keep_alive=keep_alive)
     cpu = process_tree_cpu_seconds(api.process.pid) - cpu_before
-    return {**figures, "server_cpu_ms_per_request": round(cpu * 1000 / max(1, figures["requests"]), 3)}
+    # The relay catches up within its poll interval; its CPU is counted once it has.
+    deadline = time.monotonic() + 10
+    while (unqueued := _unqueued(database_url)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    relay_cpu = process_tree_cpu_seconds(relay.process.pid) - relay_before
+    per_request = max(1, figures["requests"])
+    return {**figures, "server_cpu_ms_per_request": round(cpu * 1000 / per_request, 3),
+            "relay_cpu_ms_per_request": round(relay_cpu * 1000 / per_request, 3), "left_unqueued": unqueued}
 
 
 def measure(env: dict, keep_alive: bool) -> list[dict]:
     rows = []
     threads = 4 if keep_alive else 1  # threads > 1: gunicorn's gthread worker, which keeps connections open
-    with Gunicorn(env, workers=WORKERS, threads=threads) as api:
+    database_url = env["DATABASE_URL"]
+    with Gunicorn(env, workers=WORKERS, threads=threads) as api, Relay(env) as relay:
         for path in ("/bench/bare", "/bench/floor", "/api/payments/webhook"):  # warm up every path
             run_load(api.port, [("POST", path, *signed_event()) for _ in range(50)], 4)
         for concurrency in CONCURRENCY:
             row = {"connection": "keep-alive" if keep_alive else "new", "concurrency": concurrency}
             for name, path in (("webhook", "/api/payments/webhook"), ("floor", "/bench/floor"), ("bare", "/bench/bare")):
-                row[name] = _level(api, [("POST", path, *signed_event()) for _ in range(EVENTS)], concurrency, keep_alive)
+                row[name] = _level(api, relay, [("POST", path, *signed_event()) for _ in range(EVENTS)], concurrency,
+                                   keep_alive, database_url)
             row["vs_floor"] = round(row["webhook"]["per_second"] / row["floor"]["per_second"], 2)
             row["vs_bare"] = round(row["webhook"]["per_second"] / row["bare"]["per_second"], 2)
             rows.append(row)
             print(f"{row['connection']:<10} c={concurrency:<3} " + " | ".join(
                 f"{n} {row[n]['per_second']:>7}/s p50 {row[n]['p50_ms']:>6} p99 {row[n]['p99_ms']:>6} ms "
                 f"cpu {row[n]['server_cpu_ms_per_request']:.2f} ms" for n in ("webhook", "floor", "bare"))
-                + f" | vs floor {row['vs_floor']} vs bare {row['vs_bare']}  statuses {row['webhook']['statuses']}",
+                + f" | vs floor {row['vs_floor']} vs bare {row['vs_bare']} | relay cpu "
+                f"{row['webhook']['relay_cpu_ms_per_request']:.2f} ms/event, unqueued {row['webhook']['left_unqueued']}"
+                f" | statuses {row['webhook']['statuses']}",
                 flush=True)
     return rows
 
@@ -106,6 +132,8 @@ def main() -> None:
     print(f"results: {path.relative_to(path.parents[2])}")
     if any(sum(v for k, v in r["webhook"]["statuses"].items() if k != 200) for r in rows):
         sys.exit("some webhook deliveries were not answered 200")
+    if any(r["webhook"]["left_unqueued"] for r in rows):
+        sys.exit("the relay left stored events unqueued")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
+import json
 from datetime import datetime
 
 from django.conf import settings
+from django.http import HttpResponse
 from ninja import Field, Router, Schema
 from ninja.security import django_auth
 from ninja_jwt.authentication import JWTAuth
@@ -96,4 +98,9 @@ def stripe_webhook(request):
     if not declared.isdigit() or int(declared) > MAX_PAYLOAD_BYTES:
         raise WebhookPayloadTooLarge(f"Webhook body over {MAX_PAYLOAD_BYTES} bytes")
     _, created = webhook_event_ingest(payload=request.body, signature=request.headers.get("Stripe-Signature"))
-    return {"received": True, "duplicate": not created}
+    # WebhookOut, pre-serialised: Stripe's every delivery pays for this answer.
+    return HttpResponse(_WEBHOOK_DUPLICATE if not created else _WEBHOOK_STORED, content_type="application/json")
+
+
+_WEBHOOK_STORED = json.dumps(WebhookOut(received=True, duplicate=False).model_dump()).encode()
+_WEBHOOK_DUPLICATE = json.dumps(WebhookOut(received=True, duplicate=True).model_dump()).encode()

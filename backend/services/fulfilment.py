@@ -11,7 +11,7 @@ from backend.errors import PaymentMismatch, PrerequisiteMissing
 from backend.models import Checkout, Mentor, Session
 from backend.services.followups import admin_alert_on_commit, notification_on_commit, stats_recompute_on_commit
 from backend.services.installation import installation
-from backend.services.mentors import mentor_stats_recompute
+from backend.services.mentors import mentor_stats_write
 from backend.services.refunds import refund_create
 from backend.services.sessions import session_for_payment
 from backend.services.slots import slot_conflict
@@ -123,9 +123,9 @@ def checkout_fulfil(*, stripe_session: dict) -> Session | None:
         refund_create(session=session, reason="slot no longer available")
         return session
     if session.payment_status == Session.PaymentStatus.PAID:
-        # In this transaction, under the mentor lock taken above: one query, and one task
+        # In this transaction, under the mentor lock taken above: one statement, and one task
         # less per payment than queuing it (the confirmation stays a task: it sends mail).
-        mentor_stats_recompute(mentor_id=session.mentor_id)
+        mentor_stats_write(mentor_id=session.mentor_id)
         notification_on_commit(session.pk, "booked")
     logger.info("session %s booked from %s (%s)", session.pk, stripe_session["id"], session.payment_status)
     return session

@@ -1,7 +1,6 @@
 """Mentor catalogue and stats."""
-from django.db import transaction
-from django.db.models import Count, Q, QuerySet, Sum
-from django.db.models.functions import Coalesce
+from django.db import connection, transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from backend.errors import NotFound
@@ -33,7 +32,8 @@ def mentor_get(*, mentor_id: int) -> Mentor:
 
 
 def mentor_stats_recompute(*, mentor_id: int) -> Mentor | None:
-    """Recompute the stats from paid, non-refunded sessions in one aggregate query.
+    """Recompute the stats from paid, non-refunded sessions (mentor_stats_write) and
+    return the mentor, or None if there is none.
 
     Derived from the sessions rather than incremented, so running it twice, late, or
     out of order always gives the same answer. The mentor row is locked before the
@@ -41,19 +41,27 @@ def mentor_stats_recompute(*, mentor_id: int) -> Mentor | None:
     that lock) then sees the booking, instead of writing totals from before it.
     """
     with transaction.atomic():
-        if not Mentor.objects.select_for_update().filter(pk=mentor_id).exists():
+        mentor = Mentor.objects.select_for_update().filter(pk=mentor_id).first()
+        if mentor is None:
             return None
-        totals = Session.objects.filter(
-            mentor_id=mentor_id, payment_status=Session.PaymentStatus.PAID
-        ).exclude(status=Session.Status.CANCELLED).aggregate(
-            sessions=Count("id"),
-            minutes=Coalesce(Sum("duration_minutes"), 0),
-            earnings=Coalesce(Sum("amount"), 0) - Coalesce(Sum("refunded_amount"), 0),
-        )
-        Mentor.objects.filter(pk=mentor_id).update(
-            total_sessions=totals["sessions"],
-            total_minutes=totals["minutes"],
-            total_earnings=totals["earnings"],
-            stats_updated_at=timezone.now(),
-        )
-    return Mentor.objects.get(pk=mentor_id)
+        mentor_stats_write(mentor_id=mentor_id)
+    mentor.refresh_from_db(fields=["total_sessions", "total_minutes", "total_earnings", "stats_updated_at"])
+    return mentor
+
+
+_STATS_UPDATE = f"""
+UPDATE {Mentor._meta.db_table}
+SET (total_sessions, total_minutes, total_earnings, stats_updated_at) = (
+    SELECT count(*), coalesce(sum(duration_minutes), 0), coalesce(sum(amount), 0) - coalesce(sum(refunded_amount), 0), %s
+    FROM {Session._meta.db_table}
+    WHERE mentor_id = %s AND payment_status = %s AND status <> %s)
+WHERE id = %s
+"""
+
+
+def mentor_stats_write(*, mentor_id: int) -> None:
+    """The stats, aggregated and written by one statement. Call with the mentor row locked
+    (fulfilment holds it already: this is the whole cost of the stats on a booking)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_STATS_UPDATE, [timezone.now(), mentor_id, Session.PaymentStatus.PAID,
+                                       Session.Status.CANCELLED, mentor_id])

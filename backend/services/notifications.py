@@ -65,18 +65,24 @@ def notification_send(*, session_id: int, kind: str) -> int:
         logger.warning("Notification %s for session %s skipped: no such session", kind, session_id)
         return 0
 
+    recipients = _recipients(session, kind)
+    # Every recipient's row in one statement (an existing one is kept as it is).
+    Notification.objects.bulk_create(
+        [Notification(session=session, kind=kind, recipient=recipient, email=_party(session, recipient)[1])
+         for recipient in recipients],
+        ignore_conflicts=True,
+    )
+    attachment = _attachment(session, kind)  # the same invite for everyone: built once
     sent = 0
-    for recipient in _recipients(session, kind):
-        address = _party(session, recipient)[1]
-        notification, _ = Notification.objects.get_or_create(
-            session=session, kind=kind, recipient=recipient, defaults={"email": address}
-        )
+    for recipient in recipients:
         with transaction.atomic():
-            notification = Notification.objects.select_for_update().get(pk=notification.pk)
+            notification = Notification.objects.select_for_update().get(session=session, kind=kind,
+                                                                         recipient=recipient)
             if notification.sent_at is not None or notification.refused_at is not None:
                 continue
             try:
-                _email_build(session=session, kind=kind, recipient=recipient, to=notification.email).send()
+                _email_build(session=session, kind=kind, recipient=recipient, to=notification.email,
+                             attachment=attachment).send()
             except smtplib.SMTPRecipientsRefused as exc:
                 if not _refused_for_good(exc):
                     raise
@@ -152,7 +158,18 @@ def _when(start: datetime, end: datetime) -> str:
     return f"{day}, {start:%H:%M} UTC - {end:%A} {end.day} {end:%B %Y}, {end:%H:%M} UTC"
 
 
-def _email_build(*, session: Session, kind: str, recipient: str, to: str) -> EmailMultiAlternatives:
+def _attachment(session: Session, kind: str) -> tuple[str, str, str] | None:
+    """The calendar file a `kind` email carries: (filename, content, mimetype), or None."""
+    if kind == Kind.BOOKED:
+        return "invite.ics", _ics_build(session=session, method="REQUEST"), "text/calendar; method=REQUEST"
+    if kind == Kind.CANCELLED:
+        # Same UID with a higher SEQUENCE: calendars that took the invite drop the event.
+        return "cancel.ics", _ics_build(session=session, method="CANCEL"), "text/calendar; method=CANCEL"
+    return None
+
+
+def _email_build(*, session: Session, kind: str, recipient: str, to: str,
+                 attachment: tuple[str, str, str] | None) -> EmailMultiAlternatives:
     name, _ = _party(session, recipient)
     start = session.scheduled_at.astimezone(UTC)
     end = session.ends_at.astimezone(UTC)
@@ -178,11 +195,8 @@ def _email_build(*, session: Session, kind: str, recipient: str, to: str) -> Ema
         to=[to],
     )
     message.attach_alternative(render_to_string(f"emails/{kind}.html", context), "text/html")
-    if kind == Kind.BOOKED:
-        message.attach("invite.ics", _ics_build(session=session, method="REQUEST"), "text/calendar; method=REQUEST")
-    elif kind == Kind.CANCELLED:
-        # Same UID with a higher SEQUENCE: calendars that took the invite drop the event.
-        message.attach("cancel.ics", _ics_build(session=session, method="CANCEL"), "text/calendar; method=CANCEL")
+    if attachment is not None:
+        message.attach(*attachment)
     return message
 
 
