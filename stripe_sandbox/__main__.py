@@ -23,6 +23,9 @@ def parse_config(argv: list[str] | None = None) -> SandboxConfig:
                         help="[SANDBOX_PORT]")
     parser.add_argument("--webhook-url", default=env("SANDBOX_WEBHOOK_URL"),
                         help="where events are POSTed; none: events are only stored [SANDBOX_WEBHOOK_URL]")
+    parser.add_argument("--webhook-events", default=env("SANDBOX_WEBHOOK_EVENTS", "*"),
+                        help="comma-separated event types sent to the webhook URL, like an endpoint's "
+                             "enabled_events; * is every type [SANDBOX_WEBHOOK_EVENTS]")
     parser.add_argument("--webhook-secret", default=env("STRIPE_WEBHOOK_SECRET"),
                         help="whsec_... used to sign deliveries [STRIPE_WEBHOOK_SECRET]")
     parser.add_argument("--public-url", default=env("SANDBOX_PUBLIC_URL"),
@@ -47,6 +50,7 @@ def parse_config(argv: list[str] | None = None) -> SandboxConfig:
         parser.error("--webhook-url needs --webhook-secret (or STRIPE_WEBHOOK_SECRET)")
     return SandboxConfig(
         host=args.host, port=args.port, webhook_url=args.webhook_url,
+        webhook_events=tuple(t.strip() for t in args.webhook_events.split(",") if t.strip()) or ("*",),
         webhook_secret=args.webhook_secret, public_url=args.public_url, api_key=args.api_key,
         state_file=args.state, retry_base=args.retry_base, retry_max_delay=args.retry_max_delay,
         max_attempts=args.max_attempts, webhook_timeout=args.webhook_timeout,

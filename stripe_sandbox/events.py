@@ -20,19 +20,20 @@ EventListener = Callable[[dict], None]
 
 
 class EventLog:
-    def __init__(self, store: Store, webhook_configured: bool):
+    def __init__(self, store: Store, delivers: Callable[[str], bool]):
         self.store = store
-        self.webhook_configured = webhook_configured
+        self.delivers = delivers  # whether the webhook endpoint is sent events of this type
         self.listeners: list[EventListener] = []
 
     def emit(self, event_type: str, obj: dict, previous_attributes: dict | None = None) -> dict:
         request = current_request.get() or {"id": None, "idempotency_key": None}
+        delivered = self.delivers(event_type)
         with self.store.lock:
             event = objects.event(
                 created=self.store.now(), api_version=stripe.api_version, event_type=event_type,
                 data_object=self.store.snapshot(obj), previous_attributes=previous_attributes,
-                request=dict(request), pending_webhooks=1 if self.webhook_configured else 0)
-            self.store.put(event, delivered=not self.webhook_configured)
+                request=dict(request), pending_webhooks=1 if delivered else 0)
+            self.store.put(event, delivered=not delivered)
         for listener in self.listeners:
             listener(event)
         return event

@@ -159,6 +159,7 @@ class SandboxProcess(SandboxControl):
                  max_attempts: int = 8, retry_max_delay: float = 2.0, webhook_timeout: float = 3.0,
                  bank_debit_delay: int = 60, api_key: str | None = None,
                  state_file: str | None = None, public_url: str | None = None,
+                 webhook_events: list[str] | None = None,
                  startup_timeout: float = 20.0, extra_args: list[str] | None = None):
         self.port = port or free_port()
         super().__init__(f"http://127.0.0.1:{self.port}")
@@ -170,7 +171,8 @@ class SandboxProcess(SandboxControl):
                           "--bank-debit-delay", str(bank_debit_delay)]
         for flag, value in (("--webhook-url", webhook_url), ("--webhook-secret", webhook_secret),
                             ("--api-key", api_key), ("--state", state_file),
-                            ("--public-url", public_url)):
+                            ("--public-url", public_url),
+                            ("--webhook-events", ",".join(webhook_events or []))):
             if value:
                 self.arguments += [flag, value]
         self.arguments += extra_args or []
@@ -182,7 +184,7 @@ class SandboxProcess(SandboxControl):
         environment = dict(os.environ)
         # The sandbox's configuration is exactly its flags, whatever the caller's env says.
         for name in ("SANDBOX_WEBHOOK_URL", "STRIPE_WEBHOOK_SECRET", "SANDBOX_API_KEY",
-                     "SANDBOX_STATE", "SANDBOX_PUBLIC_URL"):
+                     "SANDBOX_STATE", "SANDBOX_PUBLIC_URL", "SANDBOX_WEBHOOK_EVENTS"):
             environment.pop(name, None)
         environment["PYTHONPATH"] = os.pathsep.join(
             filter(None, [_PACKAGE_PARENT, environment.get("PYTHONPATH")]))

@@ -17,6 +17,8 @@ class SandboxConfig:
     port: int = 12111
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    # The endpoint's enabled_events, as in the Dashboard: "*" is every type.
+    webhook_events: tuple[str, ...] = ("*",)
     public_url: str | None = None  # where browsers reach the hosted page; default http://host:port
     api_key: str | None = None  # accept only this key; default any sk_test_/rk_test_ key
     state_file: str | None = None
@@ -54,7 +56,8 @@ class Sandbox:
         self.config = config
         self.api_faults = ApiFaults()
         self.store = Store(config.state_file)
-        self.events = EventLog(self.store, webhook_configured=bool(config.webhook_url))
+        self.events = EventLog(self.store, delivers=lambda event_type: bool(config.webhook_url) and (
+            "*" in config.webhook_events or event_type in config.webhook_events))
         self.dispatcher = WebhookDispatcher(self.store, DeliverySettings(
             url=config.webhook_url, secret=config.webhook_secret, retry_base=config.retry_base,
             retry_max_delay=config.retry_max_delay, max_attempts=config.max_attempts,

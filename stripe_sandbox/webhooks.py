@@ -97,7 +97,7 @@ class WebhookDispatcher:
     # ---- Called by the API and the control API ----------------------------------------
 
     def event_created(self, event: dict) -> None:
-        if not self.enabled:
+        if not self.enabled or not event["pending_webhooks"]:  # no endpoint, or not subscribed to the type
             return
         with self._condition:
             delay = self.faults.delay_ms / 1000

@@ -94,3 +94,18 @@ def test_the_suite_names_the_url_of_a_service_that_is_down():
                                 env=env, capture_output=True, text=True, timeout=120)
         assert result.returncode == 3
         assert f"{name} at {url} is unreachable" in result.stdout + result.stderr
+
+
+def test_the_sandbox_endpoints_and_the_readme_subscribe_to_exactly_the_handled_events():
+    """One list, four places: the handlers, the Procfile's and compose's sandbox, and the
+    README's Dashboard instructions. A handler added without its subscription never runs."""
+    from backend.services.webhooks import EVENT_HANDLERS
+
+    handled = set(EVENT_HANDLERS)
+    procfile = re.search(r"--webhook-events (\S+)", (ROOT / "Procfile").read_text()).group(1)
+    compose = re.search(r'"--webhook-events", "([^"]+)"', (ROOT / "docker-compose.yml").read_text()).group(1)
+    assert set(procfile.split(",")) == handled
+    assert set(compose.split(",")) == handled
+    readme = (ROOT / "README.md").read_text()
+    step = readme[readme.index("3. Events to select for the endpoint"):readme.index("4. `make run`")]
+    assert set(re.findall(r"`([a-z_.]+\.[a-z_.]+)`", step)) == handled

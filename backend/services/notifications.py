@@ -12,7 +12,7 @@ from email.utils import parseaddr
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, mail_admins
-from django.db import transaction
+from django.db import connection, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 from icalendar import Calendar, Event, vCalAddress
@@ -53,10 +53,11 @@ ICS_PRODID = "-//MyRoadmap//Sessions//EN"
 def notification_send(*, session_id: int, kind: str) -> int:
     """Send the `kind` emails about one session; returns how many were sent by this call.
 
-    The row is created first, then locked: a concurrent call waits on the lock and then
-    finds `sent_at` set. If sending fails the transaction rolls back and the row stays
-    unsent, so the task's retry sends it. (Sent but then not committed would resend: at
-    least once, never twice for a committed send.)
+    The rows are created first; each is then claimed (marked sent, locked) in its own
+    transaction around its send: a concurrent call waits on the lock and then finds it
+    sent. If sending fails the transaction rolls back and the row stays unsent, so the
+    task's retry sends it. (Sent but then not committed would resend: at least once,
+    never twice for a committed send.)
     """
     if kind not in RECIPIENTS:
         raise ValueError(f"Unknown notification kind {kind!r}; expected one of {sorted(RECIPIENTS)}")
@@ -76,28 +77,42 @@ def notification_send(*, session_id: int, kind: str) -> int:
     sent = 0
     for recipient in recipients:
         with transaction.atomic():
-            notification = Notification.objects.select_for_update().get(session=session, kind=kind,
-                                                                         recipient=recipient)
-            if notification.sent_at is not None or notification.refused_at is not None:
-                continue
+            claimed = _unsent_claim(session_id=session.pk, kind=kind, recipient=recipient)
+            if claimed is None:
+                continue  # sent (or refused for good) already
+            notification_id, address = claimed
             try:
-                _email_build(session=session, kind=kind, recipient=recipient, to=notification.email,
+                _email_build(session=session, kind=kind, recipient=recipient, to=address,
                              attachment=attachment).send()
             except smtplib.SMTPRecipientsRefused as exc:
                 if not _refused_for_good(exc):
                     raise
                 # A 5xx for the address: no retry will change the answer (nor the sweep's).
-                notification.refused_at = timezone.now()
-                notification.last_error = str(exc.recipients)[:4000]
-                notification.save(update_fields=["refused_at", "last_error"])
+                last_error = str(exc.recipients)[:4000]
+                Notification.objects.filter(pk=notification_id).update(sent_at=None, refused_at=timezone.now(),
+                                                                        last_error=last_error)
                 logger.warning("%s email to the %s of session %s refused for good: %s", kind, recipient,
-                               session.pk, notification.last_error)
+                               session.pk, last_error)
                 continue
-            notification.sent_at = timezone.now()
-            notification.save(update_fields=["sent_at"])
         sent += 1
         logger.info("Sent %s email to the %s of session %s", kind, recipient, session.pk)
     return sent
+
+
+_CLAIM_UNSENT = f"""
+UPDATE {Notification._meta.db_table} SET sent_at = %s
+WHERE session_id = %s AND kind = %s AND recipient = %s AND sent_at IS NULL AND refused_at IS NULL
+RETURNING id, email
+"""
+
+
+def _unsent_claim(*, session_id: int, kind: str, recipient: str) -> tuple[int, str] | None:
+    """Mark the email sent, before sending it, and lock its row until the caller's
+    transaction ends: if the send fails, the rollback makes it unsent again; a concurrent
+    claim waits for the lock and then finds it sent. One statement: (id, address) or None."""
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_UNSENT, [timezone.now(), session_id, kind, recipient])
+        return cursor.fetchone()
 
 
 def _recipients(session: Session, kind: str) -> tuple[str, ...]:

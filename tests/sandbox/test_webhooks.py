@@ -217,3 +217,24 @@ def test_events_list_filters_by_type_types_and_created(client, sandbox):
     latest = client.v1.events.list(params={"limit": 1}).data[0]
     recent = client.v1.events.list(params={"created": {"gte": latest.created}})
     assert [e.id for e in recent.data] == [latest.id]
+
+
+def test_an_endpoint_subscribed_to_some_types_is_sent_only_those():
+    """--webhook-events, like a Dashboard endpoint's enabled_events: the other events are
+    still created and listed, and never sent."""
+    from stripe_sandbox.process import SandboxProcess
+    from stripe_sandbox.receiver import WebhookReceiver
+
+    with WebhookReceiver() as receiver, SandboxProcess(
+            webhook_url=receiver.url, webhook_secret=WEBHOOK_SECRET,
+            webhook_events=["checkout.session.completed", "charge.refunded"]) as sandbox:
+        client = sandbox.stripe_client("sk_test_sandbox_suite")
+        session = create_session(client)
+        sandbox.pay(session.id)
+        receiver.wait_for_event("checkout.session.completed", id=session.id)
+        time.sleep(0.5)  # the other three would have been sent by now
+        assert [event["type"] for event in receiver.events()] == ["checkout.session.completed"]
+        # All four exist, and none waits for a delivery (pending_webhooks 0 once sent, or never sent).
+        listed = {event.type: event.pending_webhooks for event in client.v1.events.list().auto_paging_iter()}
+        assert listed == {"payment_intent.created": 0, "charge.succeeded": 0, "payment_intent.succeeded": 0,
+                          "checkout.session.completed": 0}
