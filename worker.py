@@ -7,7 +7,7 @@ compose, the tests' stacks) there is a relay, with no extra process to deploy.
 """
 import os
 
-from celery import Celery, bootsteps
+from celery import Celery, bootsteps, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.settings")
 
@@ -31,6 +31,15 @@ class WebhookRelayStep(bootsteps.StartStopStep):
             self.relay = None
 
     shutdown = terminate = stop
+
+
+@signals.task_prerun.connect
+def _database_connections_checked(**_):
+    """Before each task, as Django does before each request: a connection past CONN_MAX_AGE,
+    or one that fails its health check, is replaced (settings.CELERY_DB_REUSE_MAX)."""
+    from django.db import close_old_connections
+
+    close_old_connections()
 
 
 app = Celery("myroadmap")

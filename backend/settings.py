@@ -332,6 +332,12 @@ LOGOUT_REDIRECT_URL = "/mentors"
 LOG_FORMAT = env("LOG_FORMAT", default="plain")
 LOGGING = logging_config(log_format="json" if LOG_FORMAT == "json" else "plain", level=env("LOG_LEVEL", default="INFO"))
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # worker and beat log through LOGGING above
+# Celery's Django fixup closes every database connection before and after each task unless
+# told to reuse them: a new PostgreSQL connection (and server backend) per task, about a
+# fifth of a booking's worker CPU. Workers keep them like gunicorn does: CONN_MAX_AGE and
+# the health check decide, before each task (worker.py); the fixup's own forced close comes
+# only every this many tasks.
+CELERY_DB_REUSE_MAX = 1000
 # Bearer token /metrics requires; empty: open (set it in production).
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
 # /api/health/ready thresholds: 503 when one is over.

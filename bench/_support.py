@@ -303,7 +303,8 @@ def _keep_alive_request(conn: http.client.HTTPConnection, method, path, body, he
 
 
 def process_tree_cpu_seconds(pid: int) -> float:
-    """user + system CPU of `pid` and every live descendant, from /proc (0 for gone ones)."""
+    """user + system CPU of `pid` and every live descendant, from /proc, including what their
+    exited (and reaped) children used: a PostgreSQL backend that lived for one task counts."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -313,14 +314,17 @@ def process_tree_cpu_seconds(pid: int) -> float:
     total, todo = 0.0, [pid]
     while todo:
         current = todo.pop()
-        total += pid_cpu_seconds(current)
+        total += pid_cpu_seconds(current, reaped_children=True)
         todo.extend(children.get(current, []))
     return total
 
 
-def pid_cpu_seconds(pid: int) -> float:
+def pid_cpu_seconds(pid: int, reaped_children: bool = False) -> float:
     stat = _proc_stat(pid)
-    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK") if stat else 0.0
+    if not stat:
+        return 0.0
+    ticks = int(stat[11]) + int(stat[12]) + (int(stat[13]) + int(stat[14]) if reaped_children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _proc_stat(pid: int) -> list[str] | None:
