@@ -15,6 +15,11 @@ class Migration(migrations.Migration):
             name='queued_at',
             field=models.DateTimeField(blank=True, null=True),
         ),
+        migrations.AddField(
+            model_name='webhookevent',
+            name='request_id',
+            field=models.CharField(blank=True, db_default='', max_length=64),
+        ),
         migrations.AddIndex(
             model_name='webhookevent',
             index=models.Index(condition=models.Q(('queued_at__isnull', True), ('status', 'received')), fields=['id'], name='webhook_events_to_queue'),

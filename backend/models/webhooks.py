@@ -26,6 +26,10 @@ class WebhookEvent(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     # When the outbox relay handed it to the broker; null = stored, not yet queued.
     queued_at = models.DateTimeField(null=True, blank=True)
+    # The delivery's request id, which the relay puts in the task's log context header. A
+    # database default: an INSERT that does not name it (a web process of the release
+    # before, during a rolling deploy) still stores the event.
+    request_id = models.CharField(max_length=64, blank=True, db_default="")
 
     class Meta:
         ordering = ["-received_at"]

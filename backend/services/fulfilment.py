@@ -103,9 +103,12 @@ def checkout_fulfil(*, stripe_session: dict) -> Session | None:
     if checkout is None:
         logger.warning("checkout session %s is not one of ours; ignored", stripe_session["id"])
         return None
-    existing = Session.objects.filter(stripe_checkout_session_id=stripe_session["id"]).first()
-    if existing:
-        return existing
+    if checkout.status != Checkout.Status.OPEN:
+        # A Session is only ever created with its Checkout marked complete, in one
+        # transaction: an open hold has none, so only a settled one is looked up.
+        existing = Session.objects.filter(stripe_checkout_session_id=stripe_session["id"]).first()
+        if existing:
+            return existing
     problems = _mismatches(checkout, stripe_session)
     if problems:
         return _mismatch_refund(checkout, stripe_session, problems)

@@ -11,7 +11,7 @@ from decimal import Decimal
 from email.utils import parseaddr
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives, mail_admins
+from django.core.mail import EmailMultiAlternatives, get_connection, mail_admins
 from django.db import connection, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -74,29 +74,39 @@ def notification_send(*, session_id: int, kind: str) -> int:
         ignore_conflicts=True,
     )
     attachment = _attachment(session, kind)  # the same invite for everyone: built once
-    sent = 0
-    for recipient in recipients:
-        with transaction.atomic():
-            claimed = _unsent_claim(session_id=session.pk, kind=kind, recipient=recipient)
-            if claimed is None:
-                continue  # sent (or refused for good) already
-            notification_id, address = claimed
-            try:
-                _email_build(session=session, kind=kind, recipient=recipient, to=address,
-                             attachment=attachment).send()
-            except smtplib.SMTPRecipientsRefused as exc:
-                if not _refused_for_good(exc):
-                    raise
-                # A 5xx for the address: no retry will change the answer (nor the sweep's).
-                last_error = str(exc.recipients)[:4000]
-                Notification.objects.filter(pk=notification_id).update(sent_at=None, refused_at=timezone.now(),
-                                                                        last_error=last_error)
-                logger.warning("%s email to the %s of session %s refused for good: %s", kind, recipient,
-                               session.pk, last_error)
-                continue
-        sent += 1
-        logger.info("Sent %s email to the %s of session %s", kind, recipient, session.pk)
+    mail = get_connection()  # one SMTP session for every recipient, opened at the first send
+    try:
+        sent = sum(_notification_send_to(session=session, kind=kind, recipient=recipient,
+                                         attachment=attachment, mail=mail) for recipient in recipients)
+    finally:
+        mail.close()
     return sent
+
+
+def _notification_send_to(*, session: Session, kind: str, recipient: str, attachment, mail) -> int:
+    """One recipient's email, in its own transaction around the send: 1 if sent by this call."""
+    with transaction.atomic():
+        claimed = _unsent_claim(session_id=session.pk, kind=kind, recipient=recipient)
+        if claimed is None:
+            return 0  # sent (or refused for good) already
+        notification_id, address = claimed
+        try:
+            message = _email_build(session=session, kind=kind, recipient=recipient, to=address,
+                                   attachment=attachment)
+            mail.open()  # no-op once open
+            mail.send_messages([message])
+        except smtplib.SMTPRecipientsRefused as exc:
+            if not _refused_for_good(exc):
+                raise
+            # A 5xx for the address: no retry will change the answer (nor the sweep's).
+            last_error = str(exc.recipients)[:4000]
+            Notification.objects.filter(pk=notification_id).update(sent_at=None, refused_at=timezone.now(),
+                                                                    last_error=last_error)
+            logger.warning("%s email to the %s of session %s refused for good: %s", kind, recipient,
+                           session.pk, last_error)
+            return 0
+    logger.info("Sent %s email to the %s of session %s", kind, recipient, session.pk)
+    return 1
 
 
 _CLAIM_UNSENT = f"""

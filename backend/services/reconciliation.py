@@ -102,8 +102,9 @@ def checkout_settle_from_stripe(*, checkout_id: int) -> bool:
 
 
 def webhook_events_sweep() -> int:
-    """Queue events left in `received` for over a minute (the broker was down, or a worker
-    died before it started; a scheduled retry only once it is a minute overdue) or in
+    """Queue events left in `received` for over a minute (a relay died between its claim
+    and its publish, the message was lost, or a worker died before it started; a scheduled
+    retry only once it is a minute overdue; the relays queue the rest) or in
     `processing` longer than a task may run. Attempts are counted on the row, so a
     re-queue never extends the retry budget."""
     now = timezone.now()

@@ -22,6 +22,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from backend.models import WebhookEvent
+from backend.observability import context as log_context
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ _CLAIM = f"""
 UPDATE {_TABLE} SET queued_at = %s
 WHERE id IN (SELECT id FROM {_TABLE} WHERE status = 'received' AND queued_at IS NULL
              ORDER BY id LIMIT %s{{lock}})
-RETURNING id, stripe_event_id
+RETURNING id, stripe_event_id, request_id
 """
 
 
@@ -62,11 +63,13 @@ def webhook_events_relay(*, limit: int = BATCH_SIZE, broker_connection=None) -> 
             # One Redis pipeline for the batch (kombu's publish batch; a transport without
             # batches publishes each at once): most of a lone delay()'s cost is per round trip.
             with producer.batch():
-                for _, stripe_event_id in claimed:
-                    process_webhook_event.apply_async((stripe_event_id,), producer=producer)
+                for _, stripe_event_id, request_id in claimed:
+                    # The delivery's ids travel in the task's header, as when the request queued it.
+                    with log_context.scope({"request_id": request_id, "stripe_event_id": stripe_event_id}):
+                        process_webhook_event.apply_async((stripe_event_id,), producer=producer)
     except Exception:
         # A batch is all or nothing as far as we can tell: every claimed row goes back.
-        WebhookEvent.objects.filter(id__in=[pk for pk, _ in claimed]).update(queued_at=None)
+        WebhookEvent.objects.filter(id__in=[pk for pk, _, _ in claimed]).update(queued_at=None)
         logger.warning("relay: broker unavailable, %d event(s) left to queue", len(claimed))
         raise
     logger.debug("relay: queued %d event(s)", len(claimed))
@@ -102,13 +105,15 @@ class WebhookRelay:
                     self._drain()
                     self._wait()
                 except Exception:
-                    # Database or broker down: nothing is lost (the rows wait), try again shortly.
+                    # Database or broker down: nothing is lost (the rows wait), try again shortly,
+                    # on new connections (a dropped one would fail every pass after).
                     logger.warning("relay: pass failed, retrying in %ss", RECONNECT_SECONDS, exc_info=True)
                     self._listen_close()
+                    self._database_close()
                     self._stopping.wait(RECONNECT_SECONDS)
         finally:
             self._listen_close()
-            connection.close()
+            self._database_close()
 
     def _drain(self) -> None:
         while not self._stopping.is_set() and webhook_events_relay() == BATCH_SIZE:
@@ -143,6 +148,13 @@ class WebhookRelay:
             # Anything stored while we were not listening is drained before the first wait.
             self._drain()
         return self._listener
+
+    @staticmethod
+    def _database_close() -> None:
+        try:
+            connection.close()
+        except Exception:
+            pass
 
     def _listen_close(self) -> None:
         if self._listener is not None:

@@ -49,8 +49,9 @@ EVENT_HANDLERS: dict[str, Callable[[dict], object]] = {
 
 _INSERT_IF_NEW = f"""
 INSERT INTO {WebhookEvent._meta.db_table}
-    (stripe_event_id, type, api_version, livemode, payload, status, attempts, last_error, received_at, updated_at)
-VALUES (%s, %s, %s, %s, %s, %s, 0, '', %s, %s)
+    (stripe_event_id, type, api_version, livemode, payload, status, attempts, last_error, received_at, updated_at,
+     request_id)
+VALUES (%s, %s, %s, %s, %s, %s, 0, '', %s, %s, %s)
 ON CONFLICT (stripe_event_id) DO NOTHING
 RETURNING id
 """
@@ -116,7 +117,8 @@ def webhook_event_store(event: dict, *, payload_json: str | None = None) -> bool
         cursor.execute(
             _INSERT_IF_NEW_AND_NOTIFY if notify else _INSERT_IF_NEW,
             [event_id, event_type[:100], _storable_text(str(event.get("api_version") or ""))[:50],
-             bool(event.get("livemode")), payload_json, status, now, now],
+             bool(event.get("livemode")), payload_json, status, now, now,
+             log_context.current().get("request_id", "")[:64]],
         )
         created = cursor.fetchone() is not None
     if created:

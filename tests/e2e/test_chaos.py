@@ -12,7 +12,8 @@ the issue names (after the PostgreSQL outage, and while deliveries are paused).
 Phases (faults from the sandbox stay on in most of them):
  A  duplicated 30%, reordered (window 10), delayed 300 ms, first attempt failed
  B  a worker killed with SIGKILL mid-run (with refunds just queued), then restarted
- C  Redis unreachable: webhooks still answer 200, events wait in `received` for the sweep
+ C  Redis unreachable: webhooks still answer 200 (they never touch Redis), events wait stored
+    and unqueued until the workers' outbox relays can publish them again
  D  PostgreSQL unreachable: webhooks answer 5xx, the sandbox retries, the reconciler ingests the rest
  E  deliveries paused, `reconcile_payments` run, deliveries resumed
  F  more faulty deliveries, then refunds by cancel (mentee, mentor) and in the Dashboard (full, partial)
@@ -166,7 +167,6 @@ def run_phases(stack, market: Marketplace, timeline: Timeline, plan: Plan) -> No
     timeline.say("C: Redis unreachable")
     phase_c = market.book_all(PHASES["C"], "C")
     seen = len(sandbox.deliveries())
-    left_before = stack.api.log().count("left for the sweep")
     stack.redis.cut()
     cut_at = time.monotonic()
     timeline.faults["Redis outage"] += 1
@@ -174,15 +174,17 @@ def run_phases(stack, market: Marketplace, timeline: Timeline, plan: Plan) -> No
     sandbox.wait_until_delivered(timeout=90 * plan.patience)
     during = sandbox.deliveries()[seen:]
     time.sleep(max(0.0, 5 - (time.monotonic() - cut_at)))
+    # Stored, and no relay could publish them (a relay retrying holds a claim for a moment,
+    # so `queued_at` is not counted on): each completion of phase C at least.
+    waiting = WebhookEvent.objects.filter(status="received").count()
     stack.redis.restore()
-    left = stack.api.log().count("left for the sweep") - left_before
-    timeline.faults["events left for the sweep (Redis)"] += left
+    timeline.faults["events waiting for Redis (queued by the relays once back)"] += waiting
     slowest = max(d["duration_ms"] for d in during)
     timeline.say(f"C: Redis back after {time.monotonic() - cut_at:.1f}s; {len(during)} deliveries, "
                  f"answers {dict(Counter(d['status_code'] for d in during))}, slowest {slowest:.0f} ms, "
-                 f"{left} events left for the sweep")
+                 f"{waiting} events waiting to be queued")
     assert during and all(d["status_code"] == 200 for d in during)  # the webhook never waits on the broker
-    assert left >= len(phase_c)  # at least each completion was stored but not queued
+    assert waiting >= len(phase_c)
 
     timeline.say("D: PostgreSQL unreachable")
     phase_d = market.book_all(PHASES["D"], "D")
@@ -463,9 +465,6 @@ def check_end_state(stack, market: Marketplace, timeline: Timeline) -> dict:
     if failed_refunds:
         problems.append(f"failed refunds: {failed_refunds[:5]}")
 
-    left = timeline.faults["events left for the sweep (Redis)"]
-    if swept(stack) < left:
-        problems.append(f"{left} events were left for the sweep, it queued {swept(stack)}")
     discrepancies, audit_output = audit(stack)
     if discrepancies:
         problems.append(f"payments_audit: {discrepancies} discrepancies:\n{audit_output}")

@@ -6,7 +6,7 @@ import time
 import httpx
 import psycopg2
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 
 from backend.models import WebhookEvent
 from backend.services.webhook_relay import NOTIFY_CHANNEL, webhook_events_relay
@@ -76,3 +76,22 @@ def test_a_relay_that_cannot_publish_puts_its_claim_back_and_a_working_relay_que
                          message="queued by the worker's relay once committed")
     assert processed.queued_at is not None and processed.attempts == 1
 
+
+
+def test_after_postgresql_drops_every_connection_the_next_event_is_relayed_and_processed_first_time(
+        celery_session_worker):
+    """Workers keep their database connections between tasks (and the relay its LISTEN):
+    when PostgreSQL drops them all (a restart, a failover), the relay reconnects and the
+    next task gets a fresh connection from its health check instead of failing."""
+    first = stripe_event("checkout.session.expired")
+    webhook_event_store(first)
+    wait_for(lambda: WebhookEvent.objects.filter(stripe_event_id=first["id"], status="processed").exists())
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        assert cursor.fetchone()[0] >= 2  # at least the relay's LISTEN and the worker's own
+    second = stripe_event("checkout.session.expired")
+    webhook_event_store(second)
+    processed = wait_for(lambda: WebhookEvent.objects.filter(stripe_event_id=second["id"], status="processed").first(),
+                         message="relayed and processed after the connections were dropped")
+    assert processed.attempts == 1 and processed.last_error == ""
