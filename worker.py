@@ -29,6 +29,11 @@ class WebhookRelayStep(bootsteps.StartStopStep):
         if self.relay is not None:
             self.relay.stop()
             self.relay = None
+        # Tasks keep their database connections (settings.CELERY_DB_REUSE_MAX): the worker
+        # closes them on its way out rather than leave them to the server's timeout.
+        from django.db import connections
+
+        connections.close_all()
 
     shutdown = terminate = stop
 
