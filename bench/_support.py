@@ -359,6 +359,25 @@ def machine() -> dict:
             "loadavg_at_end": load}
 
 
+def profiled_parts(profiler, parts: dict[str, tuple[str, str]], per: int) -> dict[str, float]:
+    """For the profile helpers: ms per unit (`per` requests or bookings) spent in each part,
+    the cumulative time of the functions named `function` in files whose path contains
+    `fragment` (a name ending in "_" matches every function it starts). With
+    BENCH_PROFILE_TOP=N, the N costliest functions by own time are printed too."""
+    import pstats
+
+    stats = pstats.Stats(profiler)
+    figures = {}
+    for part, (fragment, function) in parts.items():
+        cumulative = sum(entry[3] for (filename, _, name), entry in stats.stats.items()
+                         if (name == function or function.endswith("_") and name.startswith(function))
+                         and fragment in filename.replace("\\", "/"))
+        figures[part] = round(cumulative * 1000 / per, 3)
+    if os.environ.get("BENCH_PROFILE_TOP"):
+        stats.sort_stats("tottime").print_stats(int(os.environ["BENCH_PROFILE_TOP"]))
+    return figures
+
+
 def write_results(name: str, figures: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"

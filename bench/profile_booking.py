@@ -11,11 +11,10 @@ the end_to_end benchmark counts it. Needs PostgreSQL and Redis like the others.
 """
 import cProfile
 import os
-import pstats
 import time
 from datetime import timedelta
 
-from _support import bench_database, django_setup, flush_broker, write_results
+from _support import bench_database, django_setup, flush_broker, profiled_parts, write_results
 
 BOOKINGS = int(os.environ.get("BENCH_PROFILE_BOOKINGS", "300"))
 PARTS = {
@@ -99,20 +98,12 @@ def main() -> None:
     assert len(mail.outbox) == 2 * len(bookings)
     flush_broker()
 
-    stats = pstats.Stats(profiler)
-    parts = {}
-    for part, (fragment, function) in PARTS.items():
-        total = sum(entry[3] for (file, _, name), entry in stats.stats.items()
-                    if (name == function or function.endswith("_") and name.startswith(function))
-                    and fragment in file.replace("\\", "/"))
-        parts[part] = round(total * 1000 / BOOKINGS, 3)  # profiled ms
+    parts = profiled_parts(profiler, PARTS, BOOKINGS)  # profiled ms
     print(f"{BOOKINGS} paid bookings in-process, the worker's two tasks: {cpu:.2f} ms CPU each "
           f"({profiled:.2f} ms under the profiler, which the parts below are shares of)")
     whole = parts["process_webhook_event (whole task)"] + parts["send_session_notification (whole task)"]
     for part, ms in parts.items():
         print(f"  {part:<44} {ms:8.3f} ms  {100 * ms / whole:5.1f}%")
-    if os.environ.get("BENCH_PROFILE_TOP"):
-        stats.sort_stats("tottime").print_stats(int(os.environ["BENCH_PROFILE_TOP"]))
     print("results:", write_results("profile_booking", {"bookings": BOOKINGS, "cpu_ms_per_booking": round(cpu, 3),
                                                          "cpu_ms_per_booking_profiled": round(profiled, 3),
                                                          "parts_ms_per_booking": parts}))

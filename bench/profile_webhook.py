@@ -12,7 +12,7 @@ import pstats
 import sys
 import time
 
-from _support import BROKER_URL, bench_database, django_setup, flush_broker, write_results
+from _support import bench_database, django_setup, flush_broker, profiled_parts, write_results
 from webhook_ingest import SECRET, signed_event
 
 EVENTS = int(os.environ.get("BENCH_PROFILE_EVENTS", "2000"))
@@ -74,23 +74,14 @@ def main() -> None:
     if bad:
         sys.exit(f"not all answered 200: {bad[:3]}")
 
-    stats = pstats.Stats(profiler)
-    total = stats.total_tt
-    parts = {}
-    for name, (fragment, function) in PARTS.items():
-        cumulative = sum(ct for (filename, _, func), (_, _, _, ct, _) in stats.stats.items()
-                         if func == function and filename.endswith(fragment))
-        parts[name] = round(cumulative * 1000 / EVENTS, 3)
+    total = pstats.Stats(profiler).total_tt
+    parts = profiled_parts(profiler, PARTS, EVENTS)
     whole = parts["whole request (WSGI handler)"]
     parts["middleware and routing (whole - view)"] = round(whole - parts["view (ninja operation, incl. ingest)"], 3)
     print(f"{EVENTS} webhook requests in-process: {cpu_ms:.3f} ms CPU per request "
           f"(under cProfile: {total * 1000 / EVENTS:.3f} ms; it inflates small calls)")
     for name, ms in parts.items():
         print(f"  {name:<42} {ms:>7.3f} ms  {ms / whole:>5.0%}")
-    if os.environ.get("BENCH_PROFILE_TOP"):
-        out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(int(os.environ["BENCH_PROFILE_TOP"]))
-        print(out.getvalue())
     write_results("profile_webhook", {"events": EVENTS, "cpu_ms_per_request": round(cpu_ms, 3),
                                       "cumulative_ms_per_request": parts})
 
