@@ -79,9 +79,9 @@ def webhook_events_relay(*, limit: int = BATCH_SIZE, broker_connection=None) -> 
 class WebhookRelay:
     """The relay loop on a thread: wait for a NOTIFY (or the poll interval), drain, repeat."""
 
-    def __init__(self, *, poll_seconds: float | None = None):
+    def __init__(self):
         self.listens = connection.vendor == "postgresql"
-        self.poll_seconds = poll_seconds or (POLL_SECONDS if self.listens else SQLITE_POLL_SECONDS)
+        self.poll_seconds = POLL_SECONDS if self.listens else SQLITE_POLL_SECONDS
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._listener = None
