@@ -6,6 +6,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,23 @@ def test_database_url() -> str:
     db = settings.DATABASES["default"]
     auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@contextmanager
+def suite_relays_paused():
+    """While a stack of our own runs against the test database, the relay of the suite's
+    in-process worker (pytest-celery's, if a test started it) claims nothing: it would queue
+    the stack's events on the suite's broker, and the stack's own workers would never see them."""
+    from backend.services.webhook_relay import relays_running
+
+    relays = relays_running()
+    for relay in relays:
+        relay.pause()
+    try:
+        yield
+    finally:
+        for relay in relays:
+            relay.resume()
 
 
 def free_port() -> int:

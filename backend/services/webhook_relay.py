@@ -17,6 +17,7 @@ once (rows are claimed with SKIP LOCKED), and `manage.py webhook_relay` runs it 
 import logging
 import select
 import threading
+import weakref
 
 from django.db import close_old_connections, connection
 from django.utils import timezone
@@ -76,6 +77,14 @@ def webhook_events_relay(*, limit: int = BATCH_SIZE, broker_connection=None) -> 
     return len(claimed)
 
 
+_running: "weakref.WeakSet[WebhookRelay]" = weakref.WeakSet()
+
+
+def relays_running() -> list["WebhookRelay"]:
+    """The relays this process runs (one per worker in it)."""
+    return list(_running)
+
+
 class WebhookRelay:
     """The relay loop on a thread: wait for a NOTIFY (or the poll interval), drain, repeat."""
 
@@ -83,15 +92,26 @@ class WebhookRelay:
         self.listens = connection.vendor == "postgresql"
         self.poll_seconds = POLL_SECONDS if self.listens else SQLITE_POLL_SECONDS
         self._stopping = threading.Event()
+        self._paused = threading.Event()
         self._thread: threading.Thread | None = None
         self._listener = None
+
+    def pause(self) -> None:
+        """Claim nothing until resume() (the batch in hand is still published). For a test
+        that runs workers of its own against the database this process's worker watches."""
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
 
     def start(self) -> "WebhookRelay":
         self._thread = threading.Thread(target=self.run, name="webhook-relay", daemon=True)
         self._thread.start()
+        _running.add(self)
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
+        _running.discard(self)
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -101,6 +121,9 @@ class WebhookRelay:
                     f"polling every {self.poll_seconds}s")
         try:
             while not self._stopping.is_set():
+                if self._paused.is_set():
+                    self._stopping.wait(0.1)
+                    continue
                 try:
                     self._drain()
                     self._wait()
@@ -116,7 +139,7 @@ class WebhookRelay:
             self._database_close()
 
     def _drain(self) -> None:
-        while not self._stopping.is_set() and webhook_events_relay() == BATCH_SIZE:
+        while not (self._stopping.is_set() or self._paused.is_set()) and webhook_events_relay() == BATCH_SIZE:
             pass
 
     def _wait(self) -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from stripe_sandbox.process import SandboxProcess
 from tests.e2e.chaos.proxy import TcpProxy
-from tests.stack import ROOT, ApiServer, CeleryProcess, ProcessOutput, test_database_url
+from tests.stack import ROOT, ApiServer, CeleryProcess, ProcessOutput, suite_relays_paused, test_database_url
 
 SWEEP_EVERY_SECONDS = 5
 
@@ -165,7 +165,8 @@ def chaos_stack(transactional_db):
         for process in (sandbox, api, *workers, beat):
             process.start()
             started.append(process)
-        yield stack
+        with suite_relays_paused():
+            yield stack
     finally:
         for process in reversed(started):
             process.stop()

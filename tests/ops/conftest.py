@@ -8,7 +8,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.stack import ApiServer, CeleryProcess
+from tests.stack import ApiServer, CeleryProcess, suite_relays_paused
 
 STACK_KEY = "sk_test_ops_stack"
 STACK_SECRET = "whsec_ops_stack"
@@ -74,5 +74,5 @@ def json_records(text: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def stack(django_db_setup, django_db_blocker, tmp_path_factory):
-    with Stack(tmp_path_factory.mktemp("metrics")) as running:
+    with suite_relays_paused(), Stack(tmp_path_factory.mktemp("metrics")) as running:
         yield running
