@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+DEV_INSTALLED := $(VENV)/.installed-dev
 
 export API_PORT ?= 8002
 export SANDBOX_PORT ?= 12111
@@ -11,7 +12,7 @@ export SANDBOX_PORT ?= 12111
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install run test chaos bench migrate seed clean
+.PHONY: install install-dev run test chaos bench migrate seed clean
 
 $(INSTALLED): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,7 +20,13 @@ $(INSTALLED): requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
+# Tests, linters and browser drivers on top (make test, make chaos, make bench, CI).
+$(DEV_INSTALLED): $(INSTALLED) requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
 install: $(INSTALLED)
+install-dev: $(DEV_INSTALLED)
 
 # Django refuses to start without a real DJANGO_SECRET_KEY. For the local stack, one is
 # generated once into var/ (git-ignored, kept across runs so logins survive a restart) and
@@ -45,7 +52,7 @@ run: seed
 
 # The whole suite on PostgreSQL and Redis (tests/conftest.py names the URL that is down),
 # with a fresh secret key per run (the stack processes the tests start inherit it).
-test: install
+test: install-dev
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
 	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-$$($(NEW_SECRET_KEY))} \
@@ -55,7 +62,7 @@ test: install
 # the whole stack with every fault of tests/e2e/test_chaos.py plus failing refunds, delayed
 # debits and blackholed dependencies, ending with `lost: 0 doubled: 0 audit discrepancies: 0`.
 CHAOS_BOOKINGS ?= 1000
-chaos: install
+chaos: install-dev
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
 	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-$$($(NEW_SECRET_KEY))} \
@@ -66,7 +73,7 @@ chaos: install
 # bench/results/<name>.json. DATABASE_URL names the PostgreSQL server (they create bench_* databases);
 # BENCH_BROKER_URL is their own Redis db (flushed by them). Every benchmark runs; failures are listed at the end.
 BENCH_BROKER_URL ?= redis://127.0.0.1:6379/6
-bench: install
+bench: install-dev
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 	BENCH_BROKER_URL=$${BENCH_BROKER_URL:-$(BENCH_BROKER_URL)} \
 	bash -c 'failed=""; for b in bench/[a-z]*.py; do echo "== $$b"; $(PY) $$b || failed="$$failed $$b"; done; \
