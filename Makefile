@@ -12,7 +12,7 @@ export SANDBOX_PORT ?= 12111
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install install-dev run test chaos bench migrate seed clean
+.PHONY: install install-dev run test lint chaos bench migrate seed clean
 
 $(INSTALLED): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ test: install-dev
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
 	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-$$($(NEW_SECRET_KEY))} \
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The architecture's contracts (.importlinter: imports run one way) and ruff. CI runs both.
+lint: install-dev
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
 
 # The long chaos run (not part of `make test`): CHAOS_BOOKINGS (default 1000) bookings through
 # the whole stack with every fault of tests/e2e/test_chaos.py plus failing refunds, delayed

@@ -9,7 +9,7 @@ if __name__ == "__main__":
     from django.core.management import execute_from_command_line
 
     try:
-        settings.INSTALLED_APPS  # a missing secret key: one clear line, not a traceback
+        settings.INSTALLED_APPS  # noqa: B018 (reading it loads settings: a missing secret key is one clear line, not a traceback)
     except ImproperlyConfigured as exc:
         sys.exit(f"manage.py: {exc}")
     execute_from_command_line(sys.argv)

@@ -1,15 +1,15 @@
-"""The Celery app: `celery -A worker worker` and `celery -A worker beat`.
+"""The worker process: `celery -A worker worker` and `celery -A worker beat`.
 
-Configured from Django settings (the CELERY_* names), tasks autodiscovered from
-`backend.tasks`. Every worker also runs the webhook outbox relay, which queues the events
-the webhook stored (backend/services/webhook_relay.py): wherever a worker runs (make run,
-compose, the tests' stacks) there is a relay, with no extra process to deploy.
+Re-exports the app of backend/celery_app.py with what only a worker needs: the task
+modules (autodiscovered from `backend.tasks`), a database connection check before each
+task, and the webhook outbox relay (backend/tasks/relay.py), which every worker runs as a
+thread, so wherever a worker runs (make run, compose, the tests' stacks) there is a relay.
 """
-import os
+from celery import bootsteps, signals
 
-from celery import Celery, bootsteps, signals
+from backend.celery_app import app
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.settings")
+__all__ = ["app"]
 
 
 class WebhookRelayStep(bootsteps.StartStopStep):
@@ -21,7 +21,7 @@ class WebhookRelayStep(bootsteps.StartStopStep):
         self.relay = None
 
     def start(self, worker):
-        from backend.services.webhook_relay import WebhookRelay
+        from backend.tasks.relay import WebhookRelay  # needs Django set up, which the worker does first
 
         self.relay = WebhookRelay().start()
 
@@ -47,7 +47,5 @@ def _database_connections_checked(**_):
     close_old_connections()
 
 
-app = Celery("myroadmap")
-app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["backend"])
 app.steps["worker"].add(WebhookRelayStep)

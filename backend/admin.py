@@ -1,10 +1,20 @@
 import json
 
 from django.contrib import admin, messages
-from django.utils.html import format_html
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.utils.html import format_html
 
-from backend.models import Checkout, Expertise, Mentor, Notification, Refund, Session, User, WebhookEvent, WeeklyAvailability
+from backend.models import (
+    Checkout,
+    Expertise,
+    Mentor,
+    Notification,
+    Refund,
+    Session,
+    User,
+    WebhookEvent,
+    WeeklyAvailability,
+)
 from backend.services.refunds import refund_admin_request, refunds_retry
 from backend.services.webhooks import webhook_events_retry
 

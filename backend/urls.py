@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from backend.api import api
-from backend.observability.views import metrics_view
+from backend.api.metrics import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),

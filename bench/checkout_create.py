@@ -19,8 +19,16 @@ import time
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 
-from _support import (BROKER_URL, Gunicorn, bench_database, django_setup, flush_broker, percentiles, request_json,
-                      write_results)
+from _support import (
+    BROKER_URL,
+    Gunicorn,
+    bench_database,
+    django_setup,
+    flush_broker,
+    percentiles,
+    request_json,
+    write_results,
+)
 
 PASSWORD = "bench-pass-2026-checkout"
 ROUNDS = int(os.environ.get("BENCH_CHECKOUTS", "300"))

@@ -32,8 +32,20 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 
-from _support import (BROKER_URL, RESULTS, CeleryBeat, CeleryWorker, Gunicorn, bench_database, django_setup,
-                      flush_broker, percentiles, process_tree_cpu_seconds, request_json, write_results)
+from _support import (
+    BROKER_URL,
+    RESULTS,
+    CeleryBeat,
+    CeleryWorker,
+    Gunicorn,
+    bench_database,
+    django_setup,
+    flush_broker,
+    percentiles,
+    process_tree_cpu_seconds,
+    request_json,
+    write_results,
+)
 
 SECRET = "whsec_bench_end_to_end"
 PASSWORD = "bench-pass-2026-e2e"

@@ -9,14 +9,11 @@ spread drift. Then, in-process, the cost of one
 
     make bench            # or: DATABASE_URL=... .venv/bin/python bench/observability_overhead.py
 """
-import io
-import logging
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import timeit
 
 from _support import BROKER_URL, Gunicorn, bench_database, flush_broker, run_load, write_results
 from webhook_ingest import SECRET, signed_event

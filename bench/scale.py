@@ -22,15 +22,23 @@ and dropped again.
 import json
 import os
 import statistics
-import sys
 import time
 from contextlib import ExitStack
 from datetime import timedelta
 
 import psycopg2
-
-from _support import (BROKER_URL, Gunicorn, bench_database, database_exists, database_url, django_setup,
-                      flush_broker, request, request_json, write_results)
+from _support import (
+    BROKER_URL,
+    Gunicorn,
+    bench_database,
+    database_exists,
+    database_url,
+    django_setup,
+    flush_broker,
+    request,
+    request_json,
+    write_results,
+)
 
 NAME = "bench_scale"
 DATA_VERSION = 1
@@ -280,8 +288,8 @@ def main() -> None:
     from django.utils import timezone
 
     from backend.models import User
-    from backend.services.slots import slot_conflict
     from backend.services.mentors import mentor_stats_recompute
+    from backend.services.slots import slot_conflict
 
     password = make_password(PASSWORD)
     User.objects.filter(pk__in=[HOT_MENTOR, MENTEE]).update(password=password)

@@ -9,7 +9,7 @@ At concurrency 1, 8 and 32, with a new connection per request (as Stripe deliver
 sync workers) and with keep-alive (gthread workers, which keep connections open). Server CPU
 per request is the gunicorn process tree's user+system time over the requests.
 
-The webhook leaves the Celery publish to the outbox relay (backend/services/webhook_relay.py),
+The webhook leaves the Celery publish to the outbox relay (backend/tasks/relay.py),
 so a relay runs beside gunicorn (`manage.py webhook_relay`, as a worker would run it): it
 shares the 2 cores, its CPU per event is reported, and every level checks that it queued
 every stored event.
@@ -26,9 +26,16 @@ import time
 import uuid
 
 import psycopg2
-
-from _support import (BROKER_URL, Gunicorn, Relay, bench_database, flush_broker, process_tree_cpu_seconds, run_load,
-                      write_results)
+from _support import (
+    BROKER_URL,
+    Gunicorn,
+    Relay,
+    bench_database,
+    flush_broker,
+    process_tree_cpu_seconds,
+    run_load,
+    write_results,
+)
 
 SECRET = "whsec_bench_only"
 EVENTS = int(os.environ.get("BENCH_EVENTS", "1000"))

@@ -8,12 +8,11 @@ import contextlib
 import json
 import logging
 
+import stripe
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-
-import stripe
 
 from . import control, listing, page
 from .errors import StripeApiError, authentication_failed, idempotency_mismatch

@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass
 
 from .events import EventLog
-from .payments import PaymentSettings, Payments
+from .payments import Payments, PaymentSettings
 from .store import Store
 from .webhooks import DeliverySettings, WebhookDispatcher
 

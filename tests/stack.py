@@ -26,7 +26,7 @@ def suite_relays_paused():
     """While a stack of our own runs against the test database, the relay of the suite's
     in-process worker (pytest-celery's, if a test started it) claims nothing: it would queue
     the stack's events on the suite's broker, and the stack's own workers would never see them."""
-    from backend.services.webhook_relay import relays_running
+    from backend.tasks.relay import relays_running
 
     relays = relays_running()
     for relay in relays:

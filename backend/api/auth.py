@@ -5,6 +5,7 @@ from ninja_jwt.authentication import JWTAuth
 
 from backend.api.schemas import ErrorOut, InputText
 from backend.api.throttles import client_address, throttled
+from backend.models import User, field_max_length
 from backend.services.auth import auth_login, auth_refresh, user_register
 
 router = Router(tags=["auth"])
@@ -12,9 +13,9 @@ router = Router(tags=["auth"])
 
 class RegisterIn(Schema):
     # The lengths of User.email and User.name: longer would be a database error, not a 422.
-    email: InputText = Field(max_length=254)
-    password: InputText
-    name: InputText = Field(max_length=150)
+    email: InputText = Field(max_length=field_max_length(User, "email"))
+    password: InputText = Field(max_length=User.PASSWORD_MAX_LENGTH)
+    name: InputText = Field(max_length=field_max_length(User, "name"))
 
 
 class LoginIn(Schema):

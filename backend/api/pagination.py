@@ -20,6 +20,7 @@ from ninja import Field, Schema
 from ninja.pagination import PageNumberPagination as NinjaPageNumberPagination
 
 from backend.errors import InvalidInput
+from backend.services.text import text_is_storable
 
 MAX_PAGE = 1_000_000
 MAX_CURSOR_LENGTH = 512
@@ -86,24 +87,16 @@ def _cursor_decode(cursor: str, length: int) -> list:
         values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, binascii.Error, UnicodeDecodeError):
         values = None
-    if not (isinstance(values, list) and len(values) == length and all(map(_storable, values))):
+    if not (isinstance(values, list) and len(values) == length and all(map(_cursor_value_storable, values))):
         raise InvalidInput("cursor is not a cursor this list gave out", field="cursor")
     return values
 
 
-def _storable(value) -> bool:
+def _cursor_value_storable(value) -> bool:
     # What PostgreSQL can compare with without a database error: a bigint, or text without NUL
     # or lone surrogates (a crafted cursor must be a 422, not a 500).
     if isinstance(value, bool):
         return False
     if isinstance(value, int):
         return -2**63 <= value < 2**63
-    return isinstance(value, str) and "\x00" not in value and _encodable(value)
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode()
-        return True
-    except UnicodeEncodeError:
-        return False
+    return isinstance(value, str) and text_is_storable(value)

@@ -11,6 +11,7 @@ from pydantic import ConfigDict
 from backend.api.schemas import ErrorOut, InputText
 from backend.api.sessions import SessionOut
 from backend.api.throttles import throttled
+from backend.models import Checkout, field_max_length
 from backend.services.checkouts import CheckoutState, checkout_create, checkout_state_get
 from backend.services.webhooks import MAX_PAYLOAD_BYTES, WebhookPayloadTooLarge, webhook_event_ingest
 
@@ -27,8 +28,8 @@ class CheckoutIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
     mentor_id: int
-    title: InputText = Field(min_length=1, max_length=200)
-    description: InputText = Field("", max_length=2000)
+    title: InputText = Field(min_length=1, max_length=field_max_length(Checkout, "title"))
+    description: InputText = Field("", max_length=field_max_length(Checkout, "description"))
     scheduled_at: datetime = Field(description="ISO 8601 with a UTC offset, e.g. 2026-12-01T15:00:00Z")
     duration_minutes: int
 

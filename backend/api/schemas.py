@@ -4,20 +4,9 @@ from typing import Annotated
 from ninja import Schema
 from pydantic import AfterValidator
 
+from backend.services.text import text_storable_check
 
-def _storable(value: str) -> str:
-    # PostgreSQL text holds neither NUL nor a lone UTF-16 surrogate (JSON allows "\ud800"):
-    # refuse them as bad input (422) instead of failing at the database (500).
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode (no lone surrogates)")
-    return value
-
-
-InputText = Annotated[str, AfterValidator(_storable)]
+InputText = Annotated[str, AfterValidator(text_storable_check)]
 """Every string a client sends us: one PostgreSQL can store."""
 
 

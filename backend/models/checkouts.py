@@ -13,7 +13,7 @@ class Checkout(models.Model):
     mentee = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="checkouts")
     mentor = models.ForeignKey("backend.Mentor", on_delete=models.PROTECT, related_name="checkouts")
     title = models.CharField(max_length=200)
-    description = models.TextField(blank=True)
+    description = models.TextField(blank=True, max_length=2000)
     scheduled_at = models.DateTimeField()
     duration_minutes = models.PositiveIntegerField()
     ends_at = models.DateTimeField()

@@ -19,7 +19,8 @@ class Session(models.Model):
     mentee = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="booked_sessions")
     checkout = models.OneToOneField("backend.Checkout", on_delete=models.PROTECT, null=True, blank=True, related_name="session")
     title = models.CharField(max_length=200)
-    description = models.TextField(blank=True)
+    # max_length on a TextField bounds input only (forms, API schemas), not the column.
+    description = models.TextField(blank=True, max_length=2000)
     scheduled_at = models.DateTimeField()
     duration_minutes = models.PositiveIntegerField()
     # Stored (not computed) so PostgreSQL can index the range for the overlap constraint.

@@ -22,6 +22,9 @@ class UserManager(BaseUserManager):
 class User(AbstractBaseUser, PermissionsMixin):
     """A person who logs in: a mentee, a mentor (see Mentor), or staff. Email is the login."""
 
+    # What a person may type as a password (User.password holds the hash, not this).
+    PASSWORD_MAX_LENGTH = 128
+
     email = models.EmailField(unique=True)
     name = models.CharField(max_length=150)
     is_active = models.BooleanField(default=True)

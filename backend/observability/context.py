@@ -13,7 +13,7 @@ from contextlib import contextmanager
 FIELDS = ("request_id", "checkout_id", "stripe_event_id", "session_id")
 HEADER = "log_context"
 
-_ids: contextvars.ContextVar[dict] = contextvars.ContextVar("log_ids", default={})
+_ids: contextvars.ContextVar[dict] = contextvars.ContextVar("log_ids", default={})  # noqa: B039 (never mutated: replace() sets a new dict)
 
 
 def current() -> dict:

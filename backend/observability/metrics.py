@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -145,14 +146,25 @@ def stripe_http_client_instrument(http_client):
     return http_client
 
 
+_state_source: Callable[[], dict] | None = None
+
+
+def state_source_register(source: Callable[[], dict]) -> None:
+    """Where the state gauges come from: a function of the layer above (the operations
+    service) returning the figures, registered by whoever serves /metrics. Observability
+    is a foundation and never imports services itself."""
+    global _state_source
+    _state_source = source
+
+
 class StateCollector:
     """Figures read at scrape time from the database, the broker and the cache."""
 
     def collect(self):
-        from backend.services.operations import operations_state
-
+        if _state_source is None:
+            return
         try:
-            state = operations_state()
+            state = _state_source()
         except Exception:
             logger.warning("metrics: state figures unavailable", exc_info=True)
             return

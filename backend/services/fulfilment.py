@@ -9,7 +9,7 @@ import logging
 
 from backend.errors import PaymentMismatch, PrerequisiteMissing
 from backend.models import Checkout, Mentor, Session
-from backend.services.followups import admin_alert_on_commit, notification_on_commit, stats_recompute_on_commit
+from backend.services.dispatch import admin_alert_on_commit, notification_on_commit, stats_recompute_on_commit
 from backend.services.installation import installation
 from backend.services.mentors import mentor_stats_write
 from backend.services.refunds import refund_create

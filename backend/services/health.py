@@ -4,7 +4,7 @@ import logging
 from django.conf import settings
 from django.db import connection
 
-from worker import app as celery_app
+from backend.celery_app import app as celery_app
 
 logger = logging.getLogger(__name__)
 

@@ -148,7 +148,7 @@ def admin_alert(*, subject: str, message: str) -> None:
     """Tell the admins (settings.ADMINS) about something a person must look at.
 
     Used for disputes, amount mismatches and failures that need a person (events and
-    refunds failed for good), queued after commit by followups.admin_alert_on_commit.
+    refunds failed for good), queued after commit by dispatch.admin_alert_on_commit.
     Callers pass ids and amounts only, never keys, webhook secrets or card data. The alert is logged first and a mail failure is
     only logged: an alert must not make the payment handler that raised it fail.
     """

@@ -12,6 +12,7 @@ from django.core.cache import cache
 from django.db.models import Count, Min
 from django.utils import timezone
 
+from backend.celery_app import app as celery_app
 from backend.errors import ApplicationError
 from backend.models import Checkout, Refund, Session, WebhookEvent
 from backend.observability.celery import BEAT_LAST_RUN_KEY, BEAT_TICK_KEY
@@ -28,8 +29,6 @@ ALERT_DEDUP_SECONDS = 3600
 
 
 def _queue_depth() -> int | None:
-    from worker import app as celery_app
-
     try:
         with celery_app.connection_for_read() as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, timeout=2)
@@ -43,8 +42,6 @@ def _queue_depth() -> int | None:
 
 def workers_answering(timeout: float | None = None) -> int:
     """Celery workers that answer a ping within `timeout` seconds."""
-    from worker import app as celery_app
-
     try:
         replies = celery_app.control.ping(timeout=timeout if timeout is not None else settings.HEALTH_WORKER_PING_TIMEOUT)
     except Exception:

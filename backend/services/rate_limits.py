@@ -82,3 +82,22 @@ def _usages(group: str, rate: str, keys: Iterable[str], *, increment: bool) -> l
         if usage is not None and usage["limit"] > 0:  # limit 0: the cache could not count
             usages.append(usage)
     return usages
+
+
+def client_address(request) -> str:
+    """The client's address for an HTTP request (see client_address_resolve)."""
+    return client_address_resolve(remote_addr=request.META.get("REMOTE_ADDR", ""),
+                                  forwarded_for=request.META.get("HTTP_X_FORWARDED_FOR", ""))
+
+
+def request_throttle(request, *, group: str, rate_setting: str) -> None:
+    """Count one call of the operation under the caller's account (JWT or page login) and the
+    client's address, against the rate in settings.<rate_setting>; past it, RateLimited (429).
+    The API (through api/throttles.throttled) and the pages share the counters."""
+    keys = [f"address:{client_address(request)}"]
+    user = getattr(request, "auth", None)
+    if user is None and getattr(request, "user", None) is not None and request.user.is_authenticated:
+        user = request.user
+    if user is not None:
+        keys.append(f"account:{user.pk}")
+    rate_limit_hit(group=group, rate=getattr(settings, rate_setting), keys=keys)

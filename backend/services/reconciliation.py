@@ -18,7 +18,7 @@ from django.utils import timezone
 from backend import stripe_gateway
 from backend.errors import PaymentProviderError, PaymentProviderUnavailable
 from backend.models import Checkout, Installation, Mentor, Notification, Refund, Session, WebhookEvent
-from backend.services.followups import notification_on_commit, refund_execute_on_commit, stats_recompute_on_commit
+from backend.services.dispatch import notification_on_commit, refund_execute_on_commit, stats_recompute_on_commit
 from backend.services.fulfilment import checkout_expire, checkout_fulfil
 from backend.services.installation import installation
 from backend.services.webhooks import EVENT_HANDLERS, webhook_event_enqueue, webhook_event_store

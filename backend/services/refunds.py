@@ -18,14 +18,14 @@ from django.utils import timezone
 from backend import stripe_gateway
 from backend.errors import PaymentProviderError
 from backend.models import Refund, Session, User
-from backend.services.followups import (
+from backend.services.dispatch import (
     admin_alert_on_commit,
     notification_on_commit,
     refund_execute_on_commit,
     stats_recompute_on_commit,
 )
-from backend.services.sessions import session_for_payment
 from backend.services.installation import idempotency_key, stripe_metadata
+from backend.services.sessions import session_for_payment
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from django.utils import timezone
 from backend import stripe_gateway
 from backend.errors import NotFound, NotOurs, PrerequisiteMissing
 from backend.models import Mentor, Session, User
-from backend.services.followups import notification_on_commit
+from backend.services.dispatch import notification_on_commit
 from backend.services.installation import stripe_metadata_is_ours
 from backend.services.notifications import admin_alert
 

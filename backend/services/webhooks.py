@@ -2,7 +2,7 @@
 
 The WebhookEvent row is both the idempotency record (unique stripe_event_id) and the
 outbox: the webhook only stores (and, on PostgreSQL, notifies); the outbox relay
-(services/webhook_relay.py, in every worker) queues what was stored, so the request does
+(backend/tasks/relay.py, in every worker) queues what was stored, so the request does
 no broker work and a broker outage loses nothing (webhook_events_sweep is the backstop).
 """
 import json
@@ -16,14 +16,15 @@ from django.db.models import F
 from django.utils import timezone
 
 from backend import stripe_gateway
-from backend.errors import ApplicationError, NotOurs, WebhookPayloadTooLarge, WebhookRejected
+from backend.errors import NotOurs, WebhookPayloadTooLarge, WebhookRejected
 from backend.models import WebhookEvent
 from backend.observability import context as log_context
 from backend.observability import metrics
 from backend.services import fulfilment, refunds
-from backend.services.followups import admin_alert_on_commit
+from backend.services.dispatch import PROCESS_WEBHOOK_EVENT, admin_alert_on_commit, task_send
 from backend.services.retries import error_is_transient, error_text, retries_exhausted, retry_delay
-from backend.services.webhook_relay import NOTIFY_CHANNEL
+from backend.services.text import text_storable_repaired
+from backend.services.webhook_outbox import NOTIFY_CHANNEL
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def webhook_event_store(event: dict, *, payload_json: str | None = None) -> bool
     Race-free under concurrent deliveries of one event: the unique index decides which
     INSERT wins, and only the winner's row is there for the relay.
     """
-    event_id, event_type = event["id"], _storable_text(event["type"])
+    event_id, event_type = event["id"], text_storable_repaired(event["type"])
     handled = event_type in EVENT_HANDLERS
     status = WebhookEvent.Status.RECEIVED if handled else WebhookEvent.Status.IGNORED
     now = timezone.now()
@@ -116,7 +117,7 @@ def webhook_event_store(event: dict, *, payload_json: str | None = None) -> bool
     with connection.cursor() as cursor:
         cursor.execute(
             _INSERT_IF_NEW_AND_NOTIFY if notify else _INSERT_IF_NEW,
-            [event_id, event_type[:100], _storable_text(str(event.get("api_version") or ""))[:50],
+            [event_id, event_type[:100], text_storable_repaired(str(event.get("api_version") or ""))[:50],
              bool(event.get("livemode")), payload_json, status, now, now,
              log_context.current().get("request_id", "")[:64]],
         )
@@ -137,18 +138,10 @@ def _storable_json(payload_json: str, event: dict) -> str:
     surrogate escape (re-serialised with U+FFFD in its place). Cheap substring checks first:
     almost every event has neither."""
     if _SURROGATE_ESCAPE.search(payload_json):
-        payload_json = _storable_text(json.dumps(event, ensure_ascii=False))
+        payload_json = text_storable_repaired(json.dumps(event, ensure_ascii=False))
     if "\\u0000" in payload_json:
         payload_json = _without_nul_escapes(payload_json)
     return payload_json
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _storable_text(text: str) -> str:
-    # json.loads turns a lone surrogate escape into a lone surrogate, which UTF-8 can't encode.
-    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
 
 
 # A \u0000 escape preceded by an even number of backslashes (so not an escaped "\\u0000").
@@ -165,10 +158,8 @@ def webhook_event_enqueue(stripe_event_id: str) -> bool:
     """Queue processing now (the sweep, an admin's retry; new events go through the relay).
     A broker outage is logged, not raised: the event stays stored as `received` and
     webhook_events_sweep queues it later."""
-    from backend.tasks.webhooks import process_webhook_event
-
     try:
-        process_webhook_event.delay(stripe_event_id)
+        task_send(PROCESS_WEBHOOK_EVENT, stripe_event_id)
         return True
     except Exception:
         logger.warning("webhook %s: broker unavailable, left for the sweep", stripe_event_id, exc_info=True)

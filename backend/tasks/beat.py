@@ -7,7 +7,12 @@ from celery import shared_task
 from django.utils import timezone
 
 from backend.services.audit import payments_audit, payments_audit_alert
-from backend.services.reconciliation import checkout_holds_expire, followups_sweep, payments_reconcile, webhook_events_sweep
+from backend.services.reconciliation import (
+    checkout_holds_expire,
+    followups_sweep,
+    payments_reconcile,
+    webhook_events_sweep,
+)
 
 
 @shared_task(name="payments_reconcile")

@@ -1,11 +1,12 @@
 from celery import shared_task
 from django.db import OperationalError
 
+from backend.services.dispatch import MENTOR_STATS_RECOMPUTE
 from backend.services.mentors import mentor_stats_recompute
 
 
 @shared_task(
-    name="mentor_stats_recompute",
+    name=MENTOR_STATS_RECOMPUTE,
     autoretry_for=(OperationalError,),
     retry_backoff=True,
     retry_jitter=True,

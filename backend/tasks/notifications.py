@@ -3,11 +3,12 @@ import smtplib
 from celery import shared_task
 from django.db import OperationalError
 
+from backend.services.dispatch import SEND_SESSION_NOTIFICATION
 from backend.services.notifications import notification_send
 
 
 @shared_task(
-    name="send_session_notification",
+    name=SEND_SESSION_NOTIFICATION,
     autoretry_for=(smtplib.SMTPException, OSError, OperationalError),
     retry_backoff=True,
     retry_jitter=True,

@@ -3,13 +3,14 @@ import logging
 from celery import shared_task
 from django.db import DatabaseError
 
+from backend.services.dispatch import PROCESS_WEBHOOK_EVENT
 from backend.services.retries import CELERY_MAX_RETRIES, retries_exhausted, retry_delay
 from backend.services.webhooks import webhook_event_process, webhook_event_record_failure, webhook_event_start
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, name="process_webhook_event", max_retries=CELERY_MAX_RETRIES, acks_late=True)
+@shared_task(bind=True, name=PROCESS_WEBHOOK_EVENT, max_retries=CELERY_MAX_RETRIES, acks_late=True)
 def process_webhook_event(self, stripe_event_id: str) -> str:
     """Process one stored Stripe event; idempotent, so redelivery is harmless. Attempts
     are counted on the event row, so a re-queue (sweep, redelivery) never resets them."""

@@ -1,16 +1,18 @@
-"""Forms of the pages; each turns browser input into a service call's arguments."""
+"""Forms of the pages; each turns browser input into a service call's arguments. Limits come
+from the models, and text is checked by the same rule as the API's (services/text.py)."""
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django import forms
 from django.conf import settings
 
-from backend.api.schemas import _storable
+from backend.models import Checkout, User, field_max_length
+from backend.services.text import text_storable_check
 
 
 def _storable_text(value: str) -> str:
     try:
-        return _storable(value)
+        return text_storable_check(value)
     except ValueError as exc:
         raise forms.ValidationError(str(exc))
 
@@ -18,9 +20,9 @@ def _storable_text(value: str) -> str:
 class BookingForm(forms.Form):
     """The booking form on a mentor's page; the start is typed in the mentee's time zone."""
 
-    title = forms.CharField(max_length=200, validators=[_storable_text])
-    description = forms.CharField(max_length=2000, required=False, widget=forms.Textarea(attrs={"rows": 3}),
-                                  validators=[_storable_text])
+    title = forms.CharField(max_length=field_max_length(Checkout, "title"), validators=[_storable_text])
+    description = forms.CharField(max_length=field_max_length(Checkout, "description"), required=False,
+                                  widget=forms.Textarea(attrs={"rows": 3}), validators=[_storable_text])
     scheduled_at = forms.DateTimeField(label="Date and time", input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"],
                                        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
     duration_minutes = forms.TypedChoiceField(label="Duration", coerce=int)
@@ -48,11 +50,11 @@ class BookingForm(forms.Form):
 
 
 class RegisterForm(forms.Form):
-    name = forms.CharField(max_length=150, validators=[_storable_text])
-    email = forms.EmailField(max_length=254)
-    password = forms.CharField(widget=forms.PasswordInput, max_length=128)
+    name = forms.CharField(max_length=field_max_length(User, "name"), validators=[_storable_text])
+    email = forms.EmailField(max_length=field_max_length(User, "email"))
+    password = forms.CharField(widget=forms.PasswordInput, max_length=User.PASSWORD_MAX_LENGTH)
 
 
 class LoginForm(forms.Form):
-    email = forms.EmailField(max_length=254)
-    password = forms.CharField(widget=forms.PasswordInput, max_length=128)
+    email = forms.EmailField(max_length=field_max_length(User, "email"))
+    password = forms.CharField(widget=forms.PasswordInput, max_length=User.PASSWORD_MAX_LENGTH)

@@ -8,14 +8,14 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from backend.api.throttles import client_address, request_throttle
 from backend.errors import ApplicationError, NotFound
 from backend.services.auth import user_authenticate, user_register
 from backend.services.availability import mentor_availability
+from backend.services.cancellations import session_cancel, session_cancel_refundable
 from backend.services.checkouts import checkout_create, checkout_holds_open, checkout_state_get
 from backend.services.mentors import expertise_list, mentor_get, mentor_list
 from backend.services.notifications import session_ics
-from backend.services.cancellations import session_cancel, session_cancel_refundable
+from backend.services.rate_limits import client_address, request_throttle
 from backend.services.sessions import session_get_for_user, session_list_for_user
 from backend.web.forms import BookingForm, LoginForm, RegisterForm
 

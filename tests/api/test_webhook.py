@@ -9,9 +9,9 @@ import pytest
 from backend.models import WebhookEvent
 from tests.conftest import WEBHOOK_SECRET
 from tests.factories import book, login, make_mentor, make_user
+from tests.polling import wait_for
 from tests.stack import ApiServer
 from tests.webhooks import signature_header, signed, stripe_event
-from tests.polling import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -35,7 +35,7 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from backend.models import Mentor, Notification, Refund, Session, WebhookEvent
+from backend.models import Mentor, Refund, Session, WebhookEvent
 from backend.services.webhooks import EVENT_HANDLERS
 from tests.e2e.chaos.traffic import Booking, Marketplace, Party
 from tests.factories import PASSWORD, make_mentor, make_user
@@ -295,7 +295,7 @@ def blackholes(stack, market: Marketplace, timeline: Timeline, plan: Plan, *, ca
         answers.append((market.try_book(10_000 + n, "G").status_code, time.monotonic() - started))
     stack.postgres.restore()
     timeline.faults["bookings answered 5xx while PostgreSQL was blackholed"] += len(answers)
-    timeline.say(f"G: PostgreSQL answered again; bookings meanwhile: "
+    timeline.say("G: PostgreSQL answered again; bookings meanwhile: "
                  + ", ".join(f"{status} in {took:.1f}s" for status, took in answers))
     assert all(status >= 500 and took < 10 for status, took in answers), answers
 

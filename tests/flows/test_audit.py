@@ -7,9 +7,9 @@ from django.core.management import call_command
 from django_celery_beat.models import PeriodicTask
 
 from backend.models import Session
+from backend.tasks import payments_audit_task
 from tests.factories import future_slot, make_mentor, make_session, make_user
 from tests.flows.conftest import charge_of, checkout, paid_session, wait_for
-from backend.tasks import payments_audit_task
 from worker import app as celery_app
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -76,7 +76,7 @@ def test_a_payment_whose_webhook_never_came_is_captured_without_a_session(client
     status, output = audit(capsys)
 
     assert status == 1
-    assert f"captured_without_session: checkout " in output and f"({cs_id}): Stripe captured 12000 usd " \
+    assert "captured_without_session: checkout " in output and f"({cs_id}): Stripe captured 12000 usd " \
         f"(payment {paid['payment_intent']['id']}), refunded 0, and we have no session" in output
 
 

@@ -12,7 +12,7 @@ from backend.services.reconciliation import checkout_holds_expire, payments_reco
 from backend.services.sessions import sessions_complete_past, sessions_unpaid_at_start_cancel
 from backend.tasks.webhooks import process_webhook_event
 from tests.factories import book, future_slot, login, make_mentor, make_user
-from tests.flows.conftest import charge_of, checkout, paid_session, wait_for
+from tests.flows.conftest import charge_of, checkout, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
-
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.models import Permission
 

@@ -9,11 +9,12 @@ import pytest
 from django.db import connection, transaction
 
 from backend.models import WebhookEvent
-from backend.services.webhook_relay import NOTIFY_CHANNEL, webhook_events_relay
+from backend.services.webhook_outbox import NOTIFY_CHANNEL
 from backend.services.webhooks import webhook_event_store
+from backend.tasks.relay import webhook_events_relay
+from tests import stack
 from tests.conftest import WEBHOOK_SECRET
 from tests.polling import wait_for
-from tests import stack
 from tests.stack import ApiServer
 from tests.webhooks import signed, stripe_event
 from worker import app

@@ -5,7 +5,7 @@ import threading
 
 from django.core.management.base import BaseCommand
 
-from backend.services.webhook_relay import WebhookRelay
+from backend.tasks.relay import WebhookRelay
 
 
 class Command(BaseCommand):

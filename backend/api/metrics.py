@@ -1,11 +1,18 @@
-"""GET /metrics: Prometheus' text format; Bearer METRICS_TOKEN when that is set."""
+"""GET /metrics: Prometheus' text format; Bearer METRICS_TOKEN when that is set.
+
+A plain Django view (the text exposition, not JSON), served beside the NinjaAPI. It hands
+the operations service to the metrics registry as the source of the state gauges.
+"""
 import hmac
 
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
-from backend.observability.metrics import exposition
+from backend.observability.metrics import exposition, state_source_register
+from backend.services.operations import operations_state
+
+state_source_register(operations_state)
 
 
 @require_GET

@@ -1,18 +1,18 @@
 """The outbox relay: stored webhook events become Celery tasks off the request path.
 
-The webhook answers Stripe once the event row is committed (the durable part) and leaves
-the Celery publish to this relay, which is about half of what a delivery used to cost.
-On PostgreSQL the webhook's INSERT also does `pg_notify(NOTIFY_CHANNEL)`, so the relay
-wakes within a millisecond; it also looks every `poll_seconds` (the only way on SQLite,
-and the catch-up after a lost LISTEN connection).
+Worker infrastructure, beside the tasks it queues. The webhook answers Stripe once the event
+row is committed (the durable part) and leaves the Celery publish to this relay, which is
+about half of what a delivery used to cost. On PostgreSQL the webhook's INSERT also does
+`pg_notify(NOTIFY_CHANNEL)`, so the relay wakes within a millisecond; it also looks every
+`poll_seconds` (the only way on SQLite, and the catch-up after a lost LISTEN connection).
 
-Delivery stays at least once: rows are claimed (`queued_at` set) by one UPDATE, then
-published together with no lock held. A publish that fails puts its rows back;
+Delivery stays at least once: rows are claimed (services/webhook_outbox.py) by one UPDATE,
+then published together with no lock held. A publish that fails puts its rows back;
 a relay that dies between claim and publish leaves them to webhook_events_sweep (beat,
 a minute). A duplicate publish is harmless: processing locks the row and checks its status.
 
-It runs as a thread in every Celery worker (tasks/relay.py); several relays may run at
-once (rows are claimed with SKIP LOCKED), and `manage.py webhook_relay` runs it alone.
+It runs as a thread in every Celery worker (worker.py's WebhookRelayStep); several relays
+may run at once (rows are claimed with SKIP LOCKED), and `manage.py webhook_relay` runs it alone.
 """
 import logging
 import select
@@ -20,14 +20,13 @@ import threading
 import weakref
 
 from django.db import close_old_connections, connection
-from django.utils import timezone
 
-from backend.models import WebhookEvent
 from backend.observability import context as log_context
+from backend.services.webhook_outbox import NOTIFY_CHANNEL, webhook_events_claim, webhook_events_unclaim
+from backend.tasks.webhooks import process_webhook_event
 
 logger = logging.getLogger(__name__)
 
-NOTIFY_CHANNEL = "webhook_events"
 BATCH_SIZE = 100
 POLL_SECONDS = 2.0
 SQLITE_POLL_SECONDS = 0.25
@@ -35,27 +34,11 @@ RECONNECT_SECONDS = 1.0
 GATHER_SECONDS = 0.005
 
 
-_TABLE = WebhookEvent._meta.db_table
-# One statement, so one round trip in autocommit: the rows are marked as they are read.
-# SKIP LOCKED lets relays run side by side, each claiming rows the others are not.
-_CLAIM = f"""
-UPDATE {_TABLE} SET queued_at = %s
-WHERE id IN (SELECT id FROM {_TABLE} WHERE status = 'received' AND queued_at IS NULL
-             ORDER BY id LIMIT %s{{lock}})
-RETURNING id, stripe_event_id, request_id
-"""
-
-
 def webhook_events_relay(*, limit: int = BATCH_SIZE, broker_connection=None) -> int:
     """Claim up to `limit` stored, handled events nobody has queued and queue them, on
     `broker_connection` (a kombu connection; default: the app's pool). Returns how many
     were published; raises, with the claimed rows back to unqueued, if the broker fails."""
-    from backend.tasks.webhooks import process_webhook_event
-
-    lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
-    with connection.cursor() as cursor:  # autocommit: claimed (and committed) in one round trip
-        cursor.execute(_CLAIM.format(lock=lock), [timezone.now(), limit])
-        claimed = cursor.fetchall()
+    claimed = webhook_events_claim(limit=limit)
     if not claimed:
         return 0
     app = process_webhook_event.app
@@ -70,7 +53,7 @@ def webhook_events_relay(*, limit: int = BATCH_SIZE, broker_connection=None) -> 
                         process_webhook_event.apply_async((stripe_event_id,), producer=producer)
     except Exception:
         # A batch is all or nothing as far as we can tell: every claimed row goes back.
-        WebhookEvent.objects.filter(id__in=[pk for pk, _, _ in claimed]).update(queued_at=None)
+        webhook_events_unclaim(row_ids=[pk for pk, _, _ in claimed])
         logger.warning("relay: broker unavailable, %d event(s) left to queue", len(claimed))
         raise
     logger.debug("relay: queued %d event(s)", len(claimed))
