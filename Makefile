@@ -12,9 +12,11 @@ export SANDBOX_PORT ?= 12111
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install install-dev run test lint chaos bench migrate seed clean
+.PHONY: install install-dev deps var-dirs dotenv-notice run test lint chaos bench migrate seed clean
 
 $(INSTALLED): requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+	  echo "make: Python 3.11 or newer is needed; $(PYTHON) is $$($(PYTHON) --version 2>&1). Run e.g. make run PYTHON=python3.11"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
@@ -39,7 +41,25 @@ $(DEV_SECRET_KEY_FILE):
 	mkdir -p var
 	umask 077 && $(NEW_SECRET_KEY) > $@
 
-migrate: install $(DEV_SECRET_KEY_FILE)
+# What `make test` needs beside Python: PostgreSQL, Redis, Chromium (bin/deps says what it did).
+deps:
+	bin/deps
+
+# var/ holds the embedded default's state (SQLite, the filesystem broker, static files); settings
+# create nothing at import, so the commands that need the folders make them here.
+var-dirs:
+	mkdir -p var/broker/queue var/static
+
+# A .env (e.g. copied from .env.example for compose) is read by every process, make run's too:
+# say so, naming what in it moves make run off the embedded default.
+dotenv-notice:
+	@if [ -f .env ]; then \
+	  named="$$(grep -oE '^(DATABASE_URL|CELERY_BROKER_URL|REDIS_URL|CACHE_URL|STRIPE_SECRET_KEY|STRIPE_API_BASE)=.+' .env | cut -d= -f1 | tr '\n' ' ')"; \
+	  if [ -n "$$named" ]; then echo "make: NOTE .env is read by every process and sets: $$named(move .env aside for the embedded default: SQLite, filesystem broker, the Stripe sandbox)"; fi; \
+	  if grep -qE '^STRIPE_SECRET_KEY=.*replace_me' .env; then echo "make: .env's STRIPE_SECRET_KEY is a placeholder: make run uses the offline sandbox instead"; fi; \
+	fi
+
+migrate: install $(DEV_SECRET_KEY_FILE) var-dirs dotenv-notice
 	$(WITH_SECRET_KEY) $(PY) manage.py migrate --noinput
 
 seed: migrate

@@ -18,7 +18,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
-VAR_DIR.mkdir(exist_ok=True)
+# Nothing is created at import (a read-only filesystem must load settings): `make run`
+# creates var/ and its folders, collectstatic creates STATIC_ROOT.
 if (BASE_DIR / ".env").exists():
     env.read_env(BASE_DIR / ".env")
 
@@ -200,7 +201,6 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every request otherwise
 
 # --- API, auth, CORS ----------------------------------------------------------
 NINJA_JWT = {
@@ -224,11 +224,12 @@ STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
 # --- Celery -------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=env("REDIS_URL", default="filesystem://"))
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    # The folders are made by `make run` (Makefile: var/broker/queue); kombu makes "control".
     BROKER_DIR = VAR_DIR / "broker"
-    (BROKER_DIR / "queue").mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
 else:
@@ -315,7 +316,7 @@ ADMINS = [("Admin", a) for a in env.list("ADMIN_EMAILS", default=["admin@myroadm
 BOOKING_ALLOWED_DURATIONS = env.list("BOOKING_ALLOWED_DURATIONS", cast=int, default=[30, 45, 60, 90, 120])
 BOOKING_MAX_DAYS_AHEAD = env.int("BOOKING_MAX_DAYS_AHEAD", default=90)
 CHECKOUT_HOLD_MINUTES = env.int("CHECKOUT_HOLD_MINUTES", default=30)
-# --- Booking lead time (issue 9) ----------------------------------------------
+# --- Booking lead time ---------------------------------------------------------
 # Sessions start at least this long after booking: longer than the hold.
 BOOKING_MIN_LEAD_MINUTES = env.int("BOOKING_MIN_LEAD_MINUTES", default=120)
 REFUND_CUTOFF_HOURS = env.int("REFUND_CUTOFF_HOURS", default=24)

@@ -1,4 +1,4 @@
-"""Turning Stripe's Checkout events into booked sessions (flow 3 of DESIGN.md).
+"""Turning Stripe's Checkout events into booked sessions (the webhook's main flow, README "How a payment flows").
 
 Every function here runs inside the caller's transaction with the WebhookEvent row
 locked, takes Stripe's object as a plain dict, and is safe to run twice: rows are
