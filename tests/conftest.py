@@ -43,6 +43,15 @@ def fresh_rate_limit_counters(settings):
     settings.RATELIMIT_CACHE_PREFIX = f"rl:{uuid.uuid4().hex[:12]}:"
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Passwords hashed in this process with 1,000 PBKDF2 iterations instead of Django's
+    1,000,000 (half a second or more per user made and per login, thousands of times a run).
+    Still pbkdf2_sha256, so the stacks the tests start (production settings) verify them,
+    and rehash them at full strength on their first successful login, as after an upgrade."""
+    settings.PASSWORD_HASHERS = ["tests.hashers.FastPBKDF2PasswordHasher", *settings.PASSWORD_HASHERS]
+
+
 # --- Celery: pytest-celery's session worker, running OUR app on the Redis broker ----------
 
 
