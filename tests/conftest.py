@@ -52,6 +52,19 @@ def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["tests.hashers.FastPBKDF2PasswordHasher", *settings.PASSWORD_HASHERS]
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's, and before the test database is dropped, the connections still open
+    to it (threads of the in-process worker, a relay's LISTEN) are closed: otherwise the drop
+    fails ("being accessed by other users") and leaves the database behind."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+
 # --- Celery: pytest-celery's session worker, running OUR app on the Redis broker ----------
 
 
