@@ -66,6 +66,30 @@ def django_db_setup(django_db_setup, django_db_blocker):
                        "WHERE datname = current_database() AND pid <> pg_backend_pid()")
 
 
+# --- Order: the longest tests first -----------------------------------------------------
+# Under xdist (make test) each of them then takes a worker early while the short tests fill
+# the other(s), instead of one starting near the end and running on alone. Tests are
+# independent of order (transactional tests flush; schedule tests re-run their migrations).
+SLOWEST_FIRST = (
+    "tests/e2e/test_make_run.py::",
+    "tests/e2e/test_chaos.py::test_hundreds_of_bookings_survive_every_fault",
+    "tests/e2e/test_chaos.py::test_a_cancel_while_redis_is_unreachable",
+    "tests/flows/test_booking.py::test_duplicate_and_reordered_deliveries_over_100_bookings",
+    "tests/test_project_files.py::test_the_suite_names_the_url_of_a_service_that_is_down",
+    "tests/security/test_login_rate_limit.py::test_the_limit_holds_across_several_gunicorn_workers",
+    "tests/flows/test_safety_nets.py::test_reconcile_creates_the_sessions_whose_webhooks_never_came",
+)
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-django's own ordering (database tests first)
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        return next((n for n, prefix in enumerate(SLOWEST_FIRST) if item.nodeid.startswith(prefix)),
+                    len(SLOWEST_FIRST))
+
+    items.sort(key=rank)  # stable: the rest keep their order
+
+
 # --- Celery: pytest-celery's session worker, running OUR app on the Redis broker ----------
 
 
