@@ -107,6 +107,35 @@ def celery_worker_parameters():
     return {"perform_ping_check": False, "shutdown_timeout": 30}
 
 
+DATABASE_FIXTURES = {"db", "transactional_db", "live_server", "django_db_reset_sequences",
+                     "django_db_serialized_rollback"}
+
+
+@pytest.fixture(autouse=True)
+def in_process_worker_quiet_between_tests(request):
+    """Once pytest-celery's session worker runs in this process, its outbox relay claims
+    events only during tests that may use the database, and after each of those (before
+    pytest-django flushes the tables) the worker finishes the task in hand. Otherwise a task
+    still holding row locks can deadlock the flush's TRUNCATE, and between tests, where
+    database access is blocked, the relay logs a failed pass every few seconds."""
+    from celery.worker import state
+
+    from tests.stack import relays_running, suite_relays_held
+
+    uses_database = bool(request.node.get_closest_marker("django_db")) or bool(
+        DATABASE_FIXTURES & set(request.fixturenames))
+    for relay in relays_running():
+        relay.resume() if uses_database and not suite_relays_held() else relay.pause()
+    yield
+    relays = relays_running()  # including one this test started
+    for relay in relays:
+        relay.pause()
+    if relays:
+        deadline = time.monotonic() + 10
+        while state.active_requests and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
 # --- Stripe: the offline sandbox as a real process, delivering to a live API ------------
 
 STRIPE_TEST_KEY = "sk_test_backend_suite"
