@@ -72,11 +72,15 @@ run: seed
 
 # The whole suite on PostgreSQL and Redis (tests/conftest.py names the URL that is down),
 # with a fresh secret key per run (the stack processes the tests start inherit it).
+# TEST_WORKERS pytest-xdist workers, each with its own test database (test_<name>_gwN) and
+# Redis db (the broker URL's db + N, tests/xdist_worker.py); loadgroup keeps the tests that
+# share a module's stack (xdist_group) on one worker and spreads the rest one by one.
+TEST_WORKERS ?= 2
 test: install-dev
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
 	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-$$($(NEW_SECRET_KEY))} \
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The architecture's contracts (.importlinter: imports run one way) and ruff. CI runs both.
 lint: install-dev

@@ -12,7 +12,8 @@ from tests.ops.metrics_text import sample
 from tests.polling import wait_for
 from tests.webhooks import signed, stripe_event
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# One worker runs them all (make test: --dist loadgroup), so the module's stack starts once.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("ops_stack")]
 
 
 def pay_one(stack) -> tuple[str, Session]:
