@@ -81,12 +81,15 @@ def create_checkout_session(request, payload: CheckoutIn):
 
 @router.get(
     "/checkout-sessions/{cs_id}",
-    response={200: CheckoutStateOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut},
+    response={200: CheckoutStateOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut, 429: ErrorOut},
     # Bearer tokens for API clients; the signed-in browser session for our own pages.
     auth=[JWTAuth(), django_auth],
 )
+@throttled("checkout_status", rate_setting="CHECKOUT_STATUS_RATE_LIMIT", per_address=False)
 def checkout_session_state(request, cs_id: str):
-    """The state of the caller's booking by Checkout Session id, for the return page to poll."""
+    """The state of the caller's booking by Checkout Session id, for the return page to poll.
+    Past CHECKOUT_STATUS_RATE_LIMIT (30 a minute) per account: 429 `rate_limited` with Retry-After;
+    Stripe itself is asked at most once every 5 seconds per Checkout, however many poll."""
     state, checkout, session = checkout_state_get(user=request.auth, stripe_checkout_session_id=cs_id)
     return {"session_id": cs_id, "state": state, "expires_at": checkout.expires_at, "session": session,
             "checkout_url": checkout.checkout_url if state == CheckoutState.OPEN else None}

@@ -1,6 +1,7 @@
-"""Accounts and bearer tokens (django-ninja-jwt signs them; nothing hand-rolled)."""
+"""Accounts, logins and bearer tokens (django-ninja-jwt signs them; nothing hand-rolled)."""
 from django.conf import settings
 from django.contrib.auth import authenticate
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
@@ -12,7 +13,8 @@ from ninja_jwt.tokens import RefreshToken
 
 from backend.errors import Conflict, InvalidInput, NotAuthenticated, RateLimited
 from backend.models import User
-from backend.services.rate_limits import rate_limit_count, rate_limit_exhausted
+from backend.services import rate_limits
+from backend.services.rate_limits import address_key, rate_limit_count, rate_limit_exhausted
 
 LOGIN_RATE_GROUP = "auth_login_failures"
 # The refresh token's fingerprint of the password it was issued under.
@@ -48,23 +50,38 @@ def user_register(*, email: str, password: str, name: str) -> User:
         raise Conflict("An account with this email already exists", field="email")
 
 
-def user_authenticate(*, email: str, password: str, client_address: str | None) -> User:
-    """The user with these credentials, for the API's tokens and the pages' session login.
+class LoginRateLimitedBackend(ModelBackend):
+    """Django's email/password check behind the login limit, for every way in: the API's
+    tokens, the pages and the admin's login all call `authenticate()`, which comes here.
 
     Failed attempts are counted per account and, separately, per client address
     (LOGIN_RATE_LIMIT each, in the shared cache): one address spraying many emails and many
-    addresses guessing one account both run out. Past the limit even the right password
-    is refused until the window ends, so guessing gains nothing.
+    addresses guessing one account both run out. Past the limit even the right password is
+    refused (LoginRateLimited, raised through `authenticate()`) until the window ends, so
+    guessing gains nothing. The address comes from the request, or from `client_address`
+    when a service authenticates without one.
     """
-    email = email.strip().lower()
-    keys = [f"account:{email}"] + ([f"address:{client_address}"] if client_address else [])
-    try:
-        rate_limit_exhausted(group=LOGIN_RATE_GROUP, rate=settings.LOGIN_RATE_LIMIT, keys=keys)
-    except RateLimited as exc:
-        raise LoginRateLimited("Too many failed logins; try again later", retry_after=exc.retry_after)
-    user = authenticate(username=email, password=password)
+
+    def authenticate(self, request, username=None, password=None, client_address=None, **kwargs):
+        if username is None or password is None:
+            return None
+        address = rate_limits.client_address(request) if request is not None else client_address
+        keys = [f"account:{username.strip().lower()}"] + ([address_key(address)] if address else [])
+        try:
+            rate_limit_exhausted(group=LOGIN_RATE_GROUP, rate=settings.LOGIN_RATE_LIMIT, keys=keys)
+        except RateLimited as exc:
+            raise LoginRateLimited("Too many failed logins; try again later", retry_after=exc.retry_after)
+        user = super().authenticate(request, username=username.strip().lower(), password=password, **kwargs)
+        if user is None:
+            rate_limit_count(group=LOGIN_RATE_GROUP, rate=settings.LOGIN_RATE_LIMIT, keys=keys)
+        return user
+
+
+def user_authenticate(*, email: str, password: str, client_address: str | None) -> User:
+    """The user with these credentials, for the API's tokens and the pages' session login
+    (LoginRateLimitedBackend counts failures and refuses past LOGIN_RATE_LIMIT)."""
+    user = authenticate(username=email, password=password, client_address=client_address)
     if user is None:
-        rate_limit_count(group=LOGIN_RATE_GROUP, rate=settings.LOGIN_RATE_LIMIT, keys=keys)
         raise InvalidCredentials("Invalid email or password")
     return user
 

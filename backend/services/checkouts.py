@@ -3,6 +3,7 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -21,6 +22,9 @@ logger = logging.getLogger(__name__)
 # Stripe refuses expires_at less than 30 minutes after it receives the request; a
 # minute of margin covers the network and clock skew.
 STRIPE_EXPIRY_MARGIN = timedelta(minutes=1)
+# The state poll asks Stripe about one open Checkout at most this often, however many
+# clients poll it: Stripe's rate limit is the whole account's, checkout creation included.
+STRIPE_STATE_ASK_INTERVAL_SECONDS = 5
 
 
 def checkout_price(*, hourly_rate: int, duration_minutes: int) -> int:
@@ -170,6 +174,18 @@ def checkout_holds_open(*, mentee: User, mentor_id: int) -> list[Checkout]:
                                         expires_at__gt=timezone.now()).exclude(checkout_url=""))
 
 
+def _stripe_ask_allowed(*, checkout_id: int) -> bool:
+    """True for the first asker of each STRIPE_STATE_ASK_INTERVAL_SECONDS window per Checkout,
+    across every web process (an atomic add in the shared cache); the others answer from our
+    rows, which the webhook keeps current. A cache that can't answer lets the ask through
+    (logged), as the rate limits do: a Redis outage must not stall bookings."""
+    try:
+        return cache.add(f"checkout:{checkout_id}:stripe-asked", True, timeout=STRIPE_STATE_ASK_INTERVAL_SECONDS)
+    except Exception:
+        logger.warning("checkout %s: cache unavailable, asking Stripe without the interval", checkout_id, exc_info=True)
+        return True
+
+
 class CheckoutState:
     """What the mentee's browser shows after Checkout, by Stripe Checkout Session id."""
 
@@ -185,7 +201,8 @@ class CheckoutState:
 def checkout_state_get(*, user: User, stripe_checkout_session_id: str) -> tuple[str, Checkout, Session | None]:
     """The state of one of the caller's bookings by its Checkout Session id.
 
-    While our row is still open, Stripe is asked and a completed session is fulfilled
+    While our row is still open, Stripe is asked (at most once every
+    STRIPE_STATE_ASK_INTERVAL_SECONDS per Checkout) and a completed session is fulfilled
     through the same service as its webhook (Stripe's advice to fulfil on the success
     page too), so a slow or lost webhook never leaves the mentee waiting.
     """
@@ -193,7 +210,7 @@ def checkout_state_get(*, user: User, stripe_checkout_session_id: str) -> tuple[
     if checkout is None:
         raise NotFound(f"Checkout session {stripe_checkout_session_id} not found", field="session_id")
     unsettled = False
-    if checkout.status == Checkout.Status.OPEN:
+    if checkout.status == Checkout.Status.OPEN and _stripe_ask_allowed(checkout_id=checkout.pk):
         try:
             checkout_settle_from_stripe(checkout_id=checkout.pk)
         except ApplicationError as exc:  # Stripe unreachable, or the event path refused it

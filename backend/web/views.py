@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from backend.errors import ApplicationError, NotFound
@@ -143,7 +144,7 @@ def register_page(request):
         try:
             request_throttle(request, group="auth_register", rate_setting="REGISTER_RATE_LIMIT")
             user = user_register(**form.cleaned_data)
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            login(request, user)  # the one backend (settings.AUTHENTICATION_BACKENDS)
             return redirect(_next_url(request))
         except ApplicationError as exc:
             _form_error(form, exc)
@@ -157,6 +158,10 @@ def logout_page(request):
 
 
 def _next_url(request) -> str:
-    """Where to go after signing in: `next` when it is a path on this site, else the sessions."""
+    """Where to go after signing in: `next` when Django's own check finds it on this site
+    (no other host, scheme or `//`/backslash trick), else the sessions."""
     target = request.POST.get("next") or request.GET.get("next") or ""
-    return target if target.startswith("/") and not target.startswith("//") else settings.LOGIN_REDIRECT_URL
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                                  require_https=request.is_secure()):
+        return target
+    return settings.LOGIN_REDIRECT_URL

@@ -2,6 +2,7 @@
 import re
 import uuid
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import pytest
 from django.test import Client
@@ -94,6 +95,28 @@ def test_register_log_out_and_log_in_again(client):
     assert again.status_code == 302 and again["Location"] == "/mentors"
     evil = client.post("/login", {"email": "new@example.test", "password": PASSWORD, "next": "//evil.example"})
     assert evil["Location"] == "/sessions"
+
+
+@pytest.mark.parametrize("target,lands_on", [
+    ("/mentors?page=2", "/mentors?page=2"),
+    ("//evil.example", "/sessions"),
+    ("/\\evil.example", "/sessions"),
+    ("\\\\evil.example", "/sessions"),
+    ("https://evil.example/sessions", "/sessions"),
+    ("http://testserver.evil.example/", "/sessions"),
+    ("javascript:alert(1)", "/sessions"),
+    ("///evil.example", "/sessions"),
+])
+def test_after_login_next_leads_only_to_this_site(target, lands_on):
+    user = make_user(email=f"next-{uuid.uuid4().hex[:8]}@example.test")
+    for method in ("post_next", "query_next"):
+        browser = Client()
+        if method == "post_next":
+            response = browser.post("/login", {"email": user.email, "password": PASSWORD, "next": target})
+        else:
+            response = browser.post(f"/login?{urlencode({'next': target})}", {"email": user.email, "password": PASSWORD})
+        assert response.status_code == 302
+        assert response["Location"] == lands_on, (method, target, response["Location"])
 
 
 def test_sessions_page_lists_both_roles_with_payment_and_refund_state_and_an_ics():
