@@ -6,7 +6,7 @@ from ninja_jwt.authentication import JWTAuth
 from backend.api.schemas import ErrorOut, InputText
 from backend.api.throttles import client_address, throttled
 from backend.models import User, field_max_length
-from backend.services.auth import auth_login, auth_refresh, user_register
+from backend.services.auth import auth_login, auth_logout, auth_refresh, user_register
 
 router = Router(tags=["auth"])
 
@@ -30,10 +30,6 @@ class RefreshIn(Schema):
 class TokenPairOut(Schema):
     access: str
     refresh: str
-
-
-class AccessOut(Schema):
-    access: str
 
 
 class OwnMentorStatsOut(Schema):
@@ -76,9 +72,18 @@ def login(request, payload: LoginIn):
     return auth_login(email=payload.email, password=payload.password, client_address=client_address(request))
 
 
-@router.post("/refresh", response={200: AccessOut, 400: ErrorOut, 401: ErrorOut, 422: ErrorOut})
+@router.post("/refresh", response={200: TokenPairOut, 400: ErrorOut, 401: ErrorOut, 422: ErrorOut})
 def refresh(request, payload: RefreshIn):
-    return {"access": auth_refresh(refresh=payload.refresh)}
+    """A new `access` token and a new `refresh` token; the refresh token sent is revoked (use the new one)."""
+    return auth_refresh(refresh=payload.refresh)
+
+
+@router.post("/logout", response={204: None, 400: ErrorOut, 401: ErrorOut, 422: ErrorOut})
+def logout(request, payload: RefreshIn):
+    """Revoke the refresh token sent (204, also when it already was); its access tokens expire
+    within JWT_ACCESS_MINUTES."""
+    auth_logout(refresh=payload.refresh)
+    return 204, None
 
 
 @router.get("/me", response={200: UserOut, 401: ErrorOut}, auth=JWTAuth())

@@ -6,10 +6,14 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
-from ninja_jwt.exceptions import TokenError
+from ninja_jwt.backends import TokenBackendError
 from ninja_jwt.settings import api_settings as jwt_settings
+from ninja_jwt.state import token_backend
+from ninja_jwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from ninja_jwt.tokens import RefreshToken
+from ninja_jwt.utils import datetime_from_epoch
 
 from backend.errors import Conflict, InvalidInput, NotAuthenticated, RateLimited
 from backend.models import User
@@ -89,6 +93,11 @@ def user_authenticate(*, email: str, password: str, client_address: str | None) 
 def auth_login(*, email: str, password: str, client_address: str | None) -> dict[str, str]:
     """Check the credentials (user_authenticate) and return a fresh access/refresh token pair."""
     user = user_authenticate(email=email, password=password, client_address=client_address)
+    return _token_pair(user)
+
+
+def _token_pair(user: User) -> dict[str, str]:
+    # for_user records the refresh token (token_blacklist's OutstandingToken), so it can be revoked.
     refresh = RefreshToken.for_user(user)
     refresh[PASSWORD_CLAIM] = _password_fingerprint(user)
     return {"access": str(refresh.access_token), "refresh": str(refresh)}
@@ -100,18 +109,58 @@ def _password_fingerprint(user: User) -> str:
     return salted_hmac("backend.auth.refresh", user.password, secret=settings.JWT_SIGNING_KEY).hexdigest()[:32]
 
 
-def auth_refresh(*, refresh: str) -> str:
-    """A new access token from a valid refresh token whose user still exists, is active,
-    and has not changed their password since the token was issued."""
+def _refresh_claims(refresh: str) -> dict:
+    """The claims of a refresh token we signed that has not expired, revoked or not."""
     try:
-        token = RefreshToken(refresh)
-    except TokenError as exc:
+        claims = token_backend.decode(refresh, verify=True)
+    except TokenBackendError as exc:
         raise InvalidCredentials(f"Refresh token is invalid or expired: {exc}", field="refresh", code="token_not_valid")
-    user = User.objects.filter(pk=token.get(jwt_settings.USER_ID_CLAIM)).first()
+    if claims.get(jwt_settings.TOKEN_TYPE_CLAIM) != "refresh" or not claims.get(jwt_settings.JTI_CLAIM):
+        raise InvalidCredentials("Refresh token is invalid or expired: Token has wrong type", field="refresh",
+                                 code="token_not_valid")
+    return claims
+
+
+def _refresh_revoke(*, refresh: str, claims: dict) -> bool:
+    """Blacklist one refresh token; False if it already was (a replay, or a concurrent refresh
+    that won: the blacklist row is unique per token, so only one use ever succeeds)."""
+    outstanding, _ = OutstandingToken.objects.get_or_create(
+        jti=claims[jwt_settings.JTI_CLAIM],
+        defaults={"token": refresh, "expires_at": datetime_from_epoch(claims["exp"]),
+                  "user": User.objects.filter(pk=claims.get(jwt_settings.USER_ID_CLAIM)).first()})
+    _, revoked_now = BlacklistedToken.objects.get_or_create(token=outstanding)
+    return revoked_now
+
+
+def auth_refresh(*, refresh: str) -> dict[str, str]:
+    """A new access token and a new refresh token (rotation) for a valid refresh token whose
+    user still exists, is active, and has not changed their password since it was issued.
+    The refresh token given is revoked: using it again is refused."""
+    claims = _refresh_claims(refresh)
+    user = User.objects.filter(pk=claims.get(jwt_settings.USER_ID_CLAIM)).first()
     if user is None or not user.is_active:
         raise InvalidCredentials("The account of this refresh token is disabled or gone", field="refresh",
                                  code="token_not_valid")
-    if not constant_time_compare(token.get(PASSWORD_CLAIM, ""), _password_fingerprint(user)):
+    if not constant_time_compare(claims.get(PASSWORD_CLAIM, ""), _password_fingerprint(user)):
         raise InvalidCredentials("The password changed since this refresh token was issued; log in again",
                                  field="refresh", code="token_not_valid")
-    return str(token.access_token)
+    with transaction.atomic():
+        if not _refresh_revoke(refresh=refresh, claims=claims):
+            raise InvalidCredentials("This refresh token was already used or revoked; log in again",
+                                     field="refresh", code="token_not_valid")
+        return _token_pair(user)
+
+
+def refresh_tokens_prune() -> int:
+    """Forget refresh tokens past their expiry (and their revocations): expired, they are
+    refused by their own `exp` already. Every login and refresh records one."""
+    deleted, _ = OutstandingToken.objects.filter(expires_at__lte=timezone.now()).delete()
+    return deleted
+
+
+def auth_logout(*, refresh: str) -> None:
+    """Revoke a refresh token (logging out an API client); revoking one twice is harmless.
+    Access tokens already issued from it run out by themselves (JWT_ACCESS_MINUTES)."""
+    claims = _refresh_claims(refresh)
+    with transaction.atomic():
+        _refresh_revoke(refresh=refresh, claims=claims)
