@@ -2,9 +2,9 @@
 pages) is services/rate_limits.request_throttle."""
 from functools import wraps
 
-from backend.services.rate_limits import client_address, request_throttle
+from backend.services.rate_limits import client_address, email_link_throttle, request_throttle
 
-__all__ = ["client_address", "request_throttle", "throttled"]
+__all__ = ["client_address", "email_link_throttle", "request_throttle", "throttled"]
 
 
 def throttled(group: str, *, rate_setting: str, per_address: bool = True):

@@ -18,6 +18,7 @@ from ninja_jwt.utils import datetime_from_epoch
 from backend.errors import Conflict, InvalidInput, NotAuthenticated, RateLimited
 from backend.models import User
 from backend.services import rate_limits
+from backend.services.email_verification import EmailNotSent, email_verification_send
 from backend.services.rate_limits import address_key, rate_limit_count, rate_limit_exhausted
 
 LOGIN_RATE_GROUP = "auth_login_failures"
@@ -33,8 +34,10 @@ class LoginRateLimited(RateLimited):
     pass
 
 
-def user_register(*, email: str, password: str, name: str) -> User:
-    """Create a mentee account; the password goes through Django's validators."""
+def user_register(*, email: str, password: str, name: str, site_url: str | None = None) -> User:
+    """Create a mentee account; the password goes through Django's validators. With
+    REQUIRE_EMAIL_VERIFICATION (and the `site_url` the link leads to) the verification link
+    is mailed at once; if the mail server fails, the account stands and the link is asked again."""
     email = email.strip().lower()
     name = name.strip()
     try:
@@ -49,9 +52,15 @@ def user_register(*, email: str, password: str, name: str) -> User:
         raise InvalidInput(" ".join(exc.messages), field="password", code="weak_password")
     try:
         with transaction.atomic():
-            return User.objects.create_user(email=email, password=password, name=name)
+            user = User.objects.create_user(email=email, password=password, name=name)
     except IntegrityError:
         raise Conflict("An account with this email already exists", field="email")
+    if settings.REQUIRE_EMAIL_VERIFICATION and site_url:
+        try:
+            email_verification_send(user=user, site_url=site_url)
+        except EmailNotSent:
+            pass  # logged; the booking page and POST /api/auth/verify-email send it again
+    return user
 
 
 class LoginRateLimitedBackend(ModelBackend):

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from backend import stripe_gateway
@@ -13,7 +13,9 @@ from backend.models import Checkout, Mentor, Session, User
 from backend.observability import context as log_context
 from backend.observability.metrics import CHECKOUT_CREATIONS, counts_outcome
 from backend.services.availability import slot_within_schedule
+from backend.services.email_verification import email_verification_check
 from backend.services.installation import idempotency_key, stripe_metadata
+from backend.services.rate_limits import client_network
 from backend.services.reconciliation import checkout_settle_from_stripe
 from backend.services.slots import slot_conflict
 
@@ -60,8 +62,10 @@ def _open_hold_of(*, mentee_id: int, mentor_id: int, scheduled_at: datetime, dur
     ).exclude(checkout_url="").first()
 
 
-def _check_hold_allowed(*, mentee_id: int, mentor_id: int, starts: datetime, ends: datetime, now: datetime) -> None:
-    """Refuse (409) a slot outside the mentor's schedule, taken, or one hold too many."""
+def _check_hold_allowed(*, mentee_id: int, mentor_id: int, starts: datetime, ends: datetime, now: datetime,
+                        network: str) -> None:
+    """Refuse (409) a slot outside the mentor's schedule, taken, or one hold too many for the
+    mentee or for their network (accounts are free: one person could open many)."""
     if not slot_within_schedule(mentor_id=mentor_id, starts=starts, ends=ends):
         raise Conflict("The mentor is not available at that time; pick a time from their availability",
                        field="scheduled_at", code="outside_schedule")
@@ -72,13 +76,30 @@ def _check_hold_allowed(*, mentee_id: int, mentor_id: int, starts: datetime, end
     if holds >= settings.MAX_OPEN_HOLDS:
         raise Conflict(f"You already have {holds} bookings waiting for payment; finish or cancel one first",
                        field="mentor_id", code="too_many_open_holds")
+    if network and Checkout.objects.filter(client_network=network, status=Checkout.Status.OPEN,
+                                           expires_at__gt=now).count() >= settings.MAX_OPEN_HOLDS_PER_ADDRESS:
+        raise Conflict("Too many bookings from your network are waiting for payment; finish one first or try later",
+                       field="mentor_id", code="too_many_open_holds")
+
+
+def _network_lock(network: str) -> None:
+    """Serialise hold checks of one network for this transaction (PostgreSQL; SQLite's
+    IMMEDIATE transactions are serial already), as the mentee's row lock does per account."""
+    if network and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"holds:{network}"])
 
 
 @counts_outcome(CHECKOUT_CREATIONS)
 def checkout_create(
-    *, mentee: User, mentor_id: int, title: str, description: str, scheduled_at: datetime, duration_minutes: int
+    *, mentee: User, mentor_id: int, title: str, description: str, scheduled_at: datetime, duration_minutes: int,
+    client_address: str | None = None,
 ) -> Checkout:
     """Hold the slot and open a Stripe Checkout Session for it.
+
+    Open holds are limited per mentee (MAX_OPEN_HOLDS) and per client network, the address
+    or its IPv6 /64 (MAX_OPEN_HOLDS_PER_ADDRESS, when `client_address` is given). With
+    REQUIRE_EMAIL_VERIFICATION a first booking needs a verified email (403 otherwise).
 
     The same mentee submitting the same slot again while their hold is open gets that
     hold back (pay on the same Checkout page) instead of a conflict.
@@ -93,7 +114,9 @@ def checkout_create(
     if not title:
         raise InvalidInput("title must not be blank", field="title")
     _validate_slot(scheduled_at=scheduled_at, duration_minutes=duration_minutes, now=now)
+    email_verification_check(user=mentee)
     ends_at = scheduled_at + timedelta(minutes=duration_minutes)
+    network = client_network(client_address) if client_address else ""
 
     with transaction.atomic():
         mentor = Mentor.objects.select_for_update().filter(pk=mentor_id, is_active=True).select_related("user").first()
@@ -103,12 +126,14 @@ def checkout_create(
             raise NotAllowed("You can't book a session with yourself", field="mentor_id")
         # The mentee's row too: their own overlapping bookings with other mentors.
         User.objects.select_for_update().filter(pk=mentee.pk).first()
+        _network_lock(network)
         resumed = _open_hold_of(mentee_id=mentee.pk, mentor_id=mentor.pk, scheduled_at=scheduled_at,
                                 duration_minutes=duration_minutes, now=now)
         if resumed:
             logger.info("checkout %s: same booking submitted again, resuming its hold", resumed.pk)
             return resumed
-        _check_hold_allowed(mentee_id=mentee.pk, mentor_id=mentor.pk, starts=scheduled_at, ends=ends_at, now=now)
+        _check_hold_allowed(mentee_id=mentee.pk, mentor_id=mentor.pk, starts=scheduled_at, ends=ends_at, now=now,
+                            network=network)
         checkout = Checkout.objects.create(
             mentee=mentee,
             mentor=mentor,
@@ -120,6 +145,7 @@ def checkout_create(
             amount=checkout_price(hourly_rate=mentor.hourly_rate, duration_minutes=duration_minutes),
             currency=mentor.currency,
             expires_at=now + timedelta(minutes=settings.CHECKOUT_HOLD_MINUTES) + STRIPE_EXPIRY_MARGIN,
+            client_network=network,
         )
 
     ids = stripe_metadata(checkout_id=checkout.pk, mentor_id=mentor.pk, mentee_id=mentee.pk)

@@ -123,3 +123,16 @@ def request_throttle(request, *, group: str, rate_setting: str, per_address: boo
     if per_address or user is None:
         keys.append(address_key(client_address(request)))
     rate_limit_hit(group=group, rate=getattr(settings, rate_setting), keys=keys)
+
+
+def email_link_throttle(request, *, recipient: str) -> None:
+    """Count one emailed link (password reset, email verification) against EMAIL_LINK_RATE_LIMIT
+    per client address, per recipient address and per signed-in account: nobody floods an
+    inbox through us, and whether the recipient has an account changes nothing."""
+    keys = [address_key(client_address(request)), f"recipient:{recipient.strip().lower()}"]
+    user = getattr(request, "auth", None)
+    if user is None and getattr(request, "user", None) is not None and request.user.is_authenticated:
+        user = request.user
+    if user is not None:
+        keys.append(f"account:{user.pk}")
+    rate_limit_hit(group="email_link", rate=settings.EMAIL_LINK_RATE_LIMIT, keys=keys)

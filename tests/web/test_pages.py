@@ -41,13 +41,14 @@ def test_catalogue_searches_filters_and_pages(client):
 
 def test_pages_and_docs_load_nothing_from_another_host(client):
     mentor = make_mentor()
-    for path in ("/mentors", f"/mentors/{mentor.pk}", "/login", "/register", "/api/docs"):
+    for path in ("/mentors", f"/mentors/{mentor.pk}", "/login", "/register", "/password-reset", "/api/docs"):
         response = client.get(path)
         assert response.status_code == 200, path
         assert not EXTERNAL.search(response.content.decode()), path
     assert "/static/ninja/swagger-ui-bundle.js" in client.get("/api/docs").content.decode()
-    sessions = signed_in(make_user()).get("/sessions")
-    assert sessions.status_code == 200 and not EXTERNAL.search(sessions.content.decode())
+    for path in ("/sessions", "/password-change"):
+        page = signed_in(make_user()).get(path)
+        assert page.status_code == 200 and not EXTERNAL.search(page.content.decode()), path
 
 
 def test_booking_form_shows_each_error_next_to_its_field(client):
