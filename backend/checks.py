@@ -39,14 +39,16 @@ def operations_settings_check(app_configs, **kwargs):
     token = settings.METRICS_TOKEN
     if len(token) < MIN_METRICS_TOKEN_LENGTH:
         problems.append(Warning(
-            ("METRICS_TOKEN is empty" if not token else f"METRICS_TOKEN is shorter than {MIN_METRICS_TOKEN_LENGTH} "
-             "characters") + ": /metrics and /api/health/ready's details (failed refunds, queue depth) are "
-            "open to anyone who guesses it.",
+            ("METRICS_TOKEN is empty: /metrics and /api/health/ready's details (failed refunds, queue depth) are "
+             "open to anyone." if not token else
+             f"METRICS_TOKEN is shorter than {MIN_METRICS_TOKEN_LENGTH} characters: /metrics and "
+             "/api/health/ready's details (failed refunds, queue depth) are open to whoever guesses it."),
             hint="Set METRICS_TOKEN to a random value, e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
             id="backend.W001"))
     if not settings.RATE_LIMIT_ENABLED:
         problems.append(Warning(
-            "RATE_LIMIT_ENABLED is false: logins, registrations, checkouts, cancels and polls are not limited.",
+            "RATE_LIMIT_ENABLED is false: logins, registrations, checkouts, cancels, polls, emailed links and "
+            "open holds per address are not limited.",
             hint="Turn it off only for load tests.", id="backend.W002"))
     flower = settings.FLOWER_BASIC_AUTH
     if flower:
