@@ -41,6 +41,7 @@ $(DEV_SECRET_KEY_FILE):
 	mkdir -p var
 	umask 077 && $(NEW_SECRET_KEY) > $@
 
+<<<<<<< HEAD
 # What `make test` needs beside Python: PostgreSQL, Redis, Chromium (bin/deps says what it did).
 deps:
 	bin/deps
@@ -61,14 +62,28 @@ dotenv-notice:
 
 migrate: install $(DEV_SECRET_KEY_FILE) var-dirs dotenv-notice
 	$(WITH_SECRET_KEY) $(PY) manage.py migrate --noinput
+=======
+# The local stack's environment (bin/dev-env): with no STRIPE_SECRET_KEY, the offline sandbox's.
+WITH_DEV_ENV = . bin/dev-env && $(WITH_SECRET_KEY)
+>>>>>>> issue-19
 
+migrate: install $(DEV_SECRET_KEY_FILE)
+	$(WITH_DEV_ENV) $(PY) manage.py migrate --noinput
+
+# Demo accounts with a published password: seed_demo fills only the embedded SQLite database
+# (no DATABASE_URL); any other one it leaves alone unless told `seed_demo --force`.
 seed: migrate
-	$(WITH_SECRET_KEY) $(PY) manage.py seed_demo
+	$(WITH_DEV_ENV) $(PY) manage.py seed_demo
 
 # API (gunicorn on :$(API_PORT)), worker, beat, and the Stripe sandbox unless a real key is set.
 run: seed
-	$(WITH_SECRET_KEY) $(PY) manage.py collectstatic --noinput --verbosity 0
+	$(WITH_DEV_ENV) $(PY) manage.py collectstatic --noinput --verbosity 0
 	$(WITH_SECRET_KEY) bin/dev-stack
+
+# The suite's Stripe is the offline sandbox: each test points STRIPE_API_BASE at a sandbox of
+# its own; nothing listens at this default, so no test ever reaches api.stripe.com, and the
+# settings accept the suite's short webhook secrets (stack processes the tests start inherit it).
+SUITE_STRIPE_API_BASE := http://127.0.0.1:9
 
 # The whole suite on PostgreSQL and Redis (tests/conftest.py names the URL that is down),
 # with a fresh secret key per run (the stack processes the tests start inherit it).
@@ -80,7 +95,12 @@ test: install-dev
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
 	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-$$($(NEW_SECRET_KEY))} \
+<<<<<<< HEAD
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+=======
+	STRIPE_API_BASE=$${STRIPE_API_BASE:-$(SUITE_STRIPE_API_BASE)} \
+	$(PY) -m pytest $(PYTEST_ARGS)
+>>>>>>> issue-19
 
 # The architecture's contracts (.importlinter: imports run one way) and ruff. CI runs both.
 lint: install-dev
@@ -95,6 +115,7 @@ chaos: install-dev
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
 	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-$$($(NEW_SECRET_KEY))} \
+	STRIPE_API_BASE=$${STRIPE_API_BASE:-$(SUITE_STRIPE_API_BASE)} \
 	CHAOS_BOOKINGS=$(CHAOS_BOOKINGS) \
 	$(PY) -m pytest tests/e2e/test_chaos.py -m chaos_long -s -p no:logging $(PYTEST_ARGS)
 

@@ -1,9 +1,12 @@
 import json
 
 from django.contrib import admin, messages
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import ValidationError
 from django.utils.html import format_html
 
+from backend.errors import RateLimited
 from backend.models import (
     Checkout,
     Expertise,
@@ -19,15 +22,37 @@ from backend.services.refunds import refund_admin_request, refunds_retry
 from backend.services.webhooks import webhook_events_retry
 
 
+class RateLimitedAdminLoginForm(AdminAuthenticationForm):
+    """The admin's login goes through the same backend as the pages and the API
+    (services.auth.LoginRateLimitedBackend); past LOGIN_RATE_LIMIT it says so, and refuses
+    even the right password until the window ends."""
+
+    def clean(self):
+        try:
+            return super().clean()
+        except RateLimited as exc:
+            raise ValidationError(f"Too many failed logins; try again in {exc.retry_after} seconds.",
+                                  code="rate_limited")
+
+
+admin.site.login_form = RateLimitedAdminLoginForm
+
+
 class LedgerAdmin(admin.ModelAdmin):
     """Rows of the payment ledger: only the payment flow creates them (an admin-made row would
     be a booking or refund Stripe never saw), and nobody deletes them. The money fields
-    are read-only; money moves only through the permission-checked, logged actions."""
+    are read-only; money moves only through the permission-checked, logged actions.
+    `editable_fields`, when given, are the only fields the change form may edit."""
 
     money_fields: list[str] = []
+    editable_fields: list[str] | None = None
 
     def get_readonly_fields(self, request, obj=None):
-        return [*super().get_readonly_fields(request, obj), *self.money_fields]
+        readonly = [*super().get_readonly_fields(request, obj), *self.money_fields]
+        if self.editable_fields is not None:
+            readonly += [field.name for field in self.model._meta.concrete_fields
+                         if field.editable and field.name not in self.editable_fields and field.name not in readonly]
+        return readonly
 
     def has_add_permission(self, request):
         return False
@@ -79,6 +104,10 @@ class MentorAdmin(admin.ModelAdmin):
     readonly_fields = ["total_sessions", "total_minutes", "total_earnings", "stats_updated_at"]
     autocomplete_fields = ["user"]
 
+    def get_readonly_fields(self, request, obj=None):
+        # Whose mentor profile this is (and so whose earnings) is chosen once, when it is added.
+        return [*super().get_readonly_fields(request, obj), *(["user"] if obj is not None else [])]
+
 
 @admin.register(Checkout)
 class CheckoutAdmin(LedgerAdmin):
@@ -88,6 +117,8 @@ class CheckoutAdmin(LedgerAdmin):
     date_hierarchy = "created_at"
     raw_id_fields = ["mentee", "mentor"]
     money_fields = ["amount", "currency", "status", "stripe_checkout_session_id", "checkout_url"]
+    # A hold is Stripe's Checkout for one slot of one mentor: none of it changes by hand.
+    editable_fields: list[str] = []
 
 
 @admin.register(Session)
@@ -99,12 +130,16 @@ class SessionAdmin(LedgerAdmin):
     raw_id_fields = ["mentor", "mentee", "checkout"]
     money_fields = ["checkout", "amount", "currency", "payment_status", "refunded_amount", "is_disputed",
                     "stripe_payment_id", "stripe_checkout_session_id"]
+    # Who, with whom, when and in which state are read-only too: setting "cancelled" here would
+    # skip the refund and the emails, another mentor would take the earnings. Cancelling is the
+    # "Refund" action (refund_session permission): the same service as a mentor's cancel.
+    editable_fields = ["title", "description"]
     actions = ["refund_sessions"]
 
     def has_refund_permission(self, request):
         return _can_refund(request)
 
-    @admin.action(description="Refund (cancel and refund in full)", permissions=["refund"])
+    @admin.action(description="Refund (cancel, refund in full and tell both)", permissions=["refund"])
     def refund_sessions(self, request, queryset):
         refunds = [(session, refund_admin_request(session_id=session.pk, staff=request.user)) for session in queryset]
         self.log_action_outcomes(request, [

@@ -1,7 +1,9 @@
 """Deployment files that no engine runs here are at least well-formed and complete."""
 import re
+import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,7 +22,7 @@ def test_compose_defines_the_stack_from_one_image():
     assert {"postgres", "redis", "migrate", "web", "worker", "beat", "sandbox", "flower"} <= set(services)
     assert " ".join(services["worker"]["command"]).startswith("celery -A worker worker")
     assert " ".join(services["beat"]["command"]).startswith("celery -A worker beat")
-    assert " ".join(services["flower"]["command"]).startswith("celery -A worker flower")
+    assert "exec celery -A worker flower" in " ".join(services["flower"]["command"])
     assert services["web"]["command"][:2] == ["gunicorn", "backend.wsgi"]
     for name in ("postgres", "redis", "sandbox", "web", "worker", "beat", "flower"):
         assert "healthcheck" in services[name], name
@@ -38,7 +40,43 @@ def test_compose_starts_each_service_after_what_it_needs_is_healthy():
             assert "healthcheck" in services[dependency] or dependency == "migrate", dependency
     for name in ("web", "worker", "beat"):
         assert {"postgres", "redis", "migrate"} <= set(services[name]["depends_on"]), name
-    assert "sandbox" in services["web"]["depends_on"]
+    # Nothing always started waits for a service that only starts with its profile.
+    for name, service in services.items():
+        if not service.get("profiles"):
+            assert not {d for d in service.get("depends_on") or {} if services[d].get("profiles")}, name
+
+
+def test_development_tools_start_only_on_request_on_loopback_without_default_secrets():
+    """The sandbox's control API marks any Checkout paid and Flower can revoke tasks: neither
+    starts with a plain `docker compose up`, both listen on loopback only, and nothing in the
+    file supplies a webhook secret or a Flower password."""
+    services = _compose()["services"]
+    assert services["sandbox"]["profiles"] == ["sandbox"] and services["flower"]["profiles"] == ["tools"]
+    for name in ("sandbox", "flower"):
+        assert all(port.startswith("127.0.0.1:") for port in services[name]["ports"]), name
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "change-me" not in text and "replace_me" not in text
+    assert re.findall(r"\$\{(STRIPE_WEBHOOK_SECRET|FLOWER_BASIC_AUTH)(:-[^}]*)?\}", text) == [
+        ("STRIPE_WEBHOOK_SECRET", ":-")]  # the sandbox's: empty unless set, and then it refuses to start
+    assert "FLOWER_BASIC_AUTH" not in services["flower"]["environment"]  # from .env only
+
+
+@pytest.mark.parametrize("basic_auth,starts", [
+    (None, False), ("", False), ("admin:change-me", False), (":a-long-password-here", False),
+    ("ops:short", False), ("ops:a-long-random-password", True),
+])
+def test_flower_refuses_to_start_without_a_real_password(tmp_path, basic_auth, starts):
+    # The compose command itself, run by sh, with `celery` standing in as a script that says it ran.
+    command = _compose()["services"]["flower"]["command"]
+    assert command[:2] == ["sh", "-c"]
+    (tmp_path / "celery").write_text("#!/bin/sh\necho flower started\n")
+    (tmp_path / "celery").chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", **({"FLOWER_BASIC_AUTH": basic_auth} if basic_auth is not None else {})}
+    result = subprocess.run(["sh", "-c", command[2].replace("$$", "$")], env=env, capture_output=True, text=True,
+                            timeout=30)
+    assert (result.returncode == 0 and "flower started" in result.stdout) == starts, result
+    if not starts:
+        assert "set FLOWER_BASIC_AUTH=user:password" in result.stderr
 
 
 def test_compose_environment_names_are_settings_the_code_reads(monkeypatch):
@@ -82,7 +120,6 @@ def test_env_example_holds_no_real_secrets():
 
 def test_the_suite_names_the_url_of_a_service_that_is_down():
     import os
-    import subprocess
     import sys
 
     for variable, url, name in [

@@ -10,7 +10,7 @@ from pydantic import ConfigDict
 
 from backend.api.schemas import ErrorOut, InputText
 from backend.api.sessions import SessionOut
-from backend.api.throttles import throttled
+from backend.api.throttles import client_address, throttled
 from backend.models import Checkout, field_max_length
 from backend.services.checkouts import CheckoutState, checkout_create, checkout_state_get
 from backend.services.webhooks import MAX_PAYLOAD_BYTES, WebhookPayloadTooLarge, webhook_event_ingest
@@ -60,14 +60,17 @@ def payments_config(request):
 
 @router.post(
     "/create-checkout-session",
-    response={200: CheckoutOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut,
-              429: ErrorOut, 502: ErrorOut, 503: ErrorOut},
+    response={200: CheckoutOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut,
+              422: ErrorOut, 429: ErrorOut, 502: ErrorOut, 503: ErrorOut},
     auth=JWTAuth(),
 )
 @throttled("checkout_create", rate_setting="CHECKOUT_RATE_LIMIT")
 def create_checkout_session(request, payload: CheckoutIn):
     """Hold the slot and open a Stripe Checkout Session; pay at `checkout_url`.
-    Past CHECKOUT_RATE_LIMIT per caller or address: 429 `rate_limited` with Retry-After."""
+    Past CHECKOUT_RATE_LIMIT per caller or address: 429 `rate_limited` with Retry-After. Past
+    MAX_OPEN_HOLDS for the caller or MAX_OPEN_HOLDS_PER_ADDRESS for their address (IPv6: /64):
+    409 `too_many_open_holds`. With REQUIRE_EMAIL_VERIFICATION, a first booking of an unverified
+    address: 403 `email_not_verified`."""
     checkout = checkout_create(
         mentee=request.auth,
         mentor_id=payload.mentor_id,
@@ -75,18 +78,22 @@ def create_checkout_session(request, payload: CheckoutIn):
         description=payload.description,
         scheduled_at=payload.scheduled_at,
         duration_minutes=payload.duration_minutes,
+        client_address=client_address(request),
     )
     return {"checkout_url": checkout.checkout_url, "session_id": checkout.stripe_checkout_session_id}
 
 
 @router.get(
     "/checkout-sessions/{cs_id}",
-    response={200: CheckoutStateOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut},
+    response={200: CheckoutStateOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut, 429: ErrorOut},
     # Bearer tokens for API clients; the signed-in browser session for our own pages.
     auth=[JWTAuth(), django_auth],
 )
+@throttled("checkout_status", rate_setting="CHECKOUT_STATUS_RATE_LIMIT", per_address=False)
 def checkout_session_state(request, cs_id: str):
-    """The state of the caller's booking by Checkout Session id, for the return page to poll."""
+    """The state of the caller's booking by Checkout Session id, for the return page to poll.
+    Past CHECKOUT_STATUS_RATE_LIMIT (30 a minute) per account: 429 `rate_limited` with Retry-After;
+    Stripe itself is asked at most once every 5 seconds per Checkout, however many poll."""
     state, checkout, session = checkout_state_get(user=request.auth, stripe_checkout_session_id=cs_id)
     return {"session_id": cs_id, "state": state, "expires_at": checkout.expires_at, "session": session,
             "checkout_url": checkout.checkout_url if state == CheckoutState.OPEN else None}

@@ -24,12 +24,19 @@ class Checkout(models.Model):
     checkout_url = models.URLField(max_length=2000, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     expires_at = models.DateTimeField()
+    # The network the hold was asked from (an IPv4 address or an IPv6 /64): open holds are
+    # limited per network too (MAX_OPEN_HOLDS_PER_ADDRESS), since accounts are free.
+    client_network = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["mentor", "status", "scheduled_at"]), models.Index(fields=["status", "expires_at"])]
+        indexes = [
+            models.Index(fields=["mentor", "status", "scheduled_at"]), models.Index(fields=["status", "expires_at"]),
+            models.Index(fields=["client_network", "expires_at"], condition=models.Q(status="open"),
+                         name="checkouts_open_by_network"),
+        ]
         constraints = [
             models.CheckConstraint(condition=models.Q(amount__gt=0), name="checkout_amount_positive"),
             models.CheckConstraint(condition=models.Q(duration_minutes__gt=0), name="checkout_duration_positive"),

@@ -3,7 +3,8 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.core.cache import cache
+from django.db import connection, transaction
 from django.utils import timezone
 
 from backend import stripe_gateway
@@ -12,7 +13,9 @@ from backend.models import Checkout, Mentor, Session, User
 from backend.observability import context as log_context
 from backend.observability.metrics import CHECKOUT_CREATIONS, counts_outcome
 from backend.services.availability import slot_within_schedule
+from backend.services.email_verification import email_verification_check
 from backend.services.installation import idempotency_key, stripe_metadata
+from backend.services.rate_limits import client_network
 from backend.services.reconciliation import checkout_settle_from_stripe
 from backend.services.slots import slot_conflict
 
@@ -21,6 +24,9 @@ logger = logging.getLogger(__name__)
 # Stripe refuses expires_at less than 30 minutes after it receives the request; a
 # minute of margin covers the network and clock skew.
 STRIPE_EXPIRY_MARGIN = timedelta(minutes=1)
+# The state poll asks Stripe about one open Checkout at most this often, however many
+# clients poll it: Stripe's rate limit is the whole account's, checkout creation included.
+STRIPE_STATE_ASK_INTERVAL_SECONDS = 5
 
 
 def checkout_price(*, hourly_rate: int, duration_minutes: int) -> int:
@@ -56,8 +62,10 @@ def _open_hold_of(*, mentee_id: int, mentor_id: int, scheduled_at: datetime, dur
     ).exclude(checkout_url="").first()
 
 
-def _check_hold_allowed(*, mentee_id: int, mentor_id: int, starts: datetime, ends: datetime, now: datetime) -> None:
-    """Refuse (409) a slot outside the mentor's schedule, taken, or one hold too many."""
+def _check_hold_allowed(*, mentee_id: int, mentor_id: int, starts: datetime, ends: datetime, now: datetime,
+                        network: str) -> None:
+    """Refuse (409) a slot outside the mentor's schedule, taken, or one hold too many for the
+    mentee or for their network (accounts are free: one person could open many)."""
     if not slot_within_schedule(mentor_id=mentor_id, starts=starts, ends=ends):
         raise Conflict("The mentor is not available at that time; pick a time from their availability",
                        field="scheduled_at", code="outside_schedule")
@@ -68,13 +76,34 @@ def _check_hold_allowed(*, mentee_id: int, mentor_id: int, starts: datetime, end
     if holds >= settings.MAX_OPEN_HOLDS:
         raise Conflict(f"You already have {holds} bookings waiting for payment; finish or cancel one first",
                        field="mentor_id", code="too_many_open_holds")
+    # An abuse limit per address like the rate limits: RATE_LIMIT_ENABLED=false (load tests from
+    # one address) turns it off with them.
+    if network and settings.RATE_LIMIT_ENABLED and Checkout.objects.filter(
+            client_network=network, status=Checkout.Status.OPEN,
+            expires_at__gt=now).count() >= settings.MAX_OPEN_HOLDS_PER_ADDRESS:
+        raise Conflict("Too many bookings from your network are waiting for payment; finish one first or try later",
+                       field="mentor_id", code="too_many_open_holds")
+
+
+def _network_lock(network: str) -> None:
+    """Serialise hold checks of one network for this transaction (PostgreSQL; SQLite's
+    IMMEDIATE transactions are serial already), as the mentee's row lock does per account."""
+    if network and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"holds:{network}"])
 
 
 @counts_outcome(CHECKOUT_CREATIONS)
 def checkout_create(
-    *, mentee: User, mentor_id: int, title: str, description: str, scheduled_at: datetime, duration_minutes: int
+    *, mentee: User, mentor_id: int, title: str, description: str, scheduled_at: datetime, duration_minutes: int,
+    client_address: str | None = None,
 ) -> Checkout:
     """Hold the slot and open a Stripe Checkout Session for it.
+
+    Open holds are limited per mentee (MAX_OPEN_HOLDS) and per client network, the address
+    or its IPv6 /64 (MAX_OPEN_HOLDS_PER_ADDRESS, when `client_address` is given and
+    RATE_LIMIT_ENABLED). With
+    REQUIRE_EMAIL_VERIFICATION a first booking needs a verified email (403 otherwise).
 
     The same mentee submitting the same slot again while their hold is open gets that
     hold back (pay on the same Checkout page) instead of a conflict.
@@ -89,7 +118,9 @@ def checkout_create(
     if not title:
         raise InvalidInput("title must not be blank", field="title")
     _validate_slot(scheduled_at=scheduled_at, duration_minutes=duration_minutes, now=now)
+    email_verification_check(user=mentee)
     ends_at = scheduled_at + timedelta(minutes=duration_minutes)
+    network = client_network(client_address) if client_address else ""
 
     with transaction.atomic():
         mentor = Mentor.objects.select_for_update().filter(pk=mentor_id, is_active=True).select_related("user").first()
@@ -99,12 +130,14 @@ def checkout_create(
             raise NotAllowed("You can't book a session with yourself", field="mentor_id")
         # The mentee's row too: their own overlapping bookings with other mentors.
         User.objects.select_for_update().filter(pk=mentee.pk).first()
+        _network_lock(network)
         resumed = _open_hold_of(mentee_id=mentee.pk, mentor_id=mentor.pk, scheduled_at=scheduled_at,
                                 duration_minutes=duration_minutes, now=now)
         if resumed:
             logger.info("checkout %s: same booking submitted again, resuming its hold", resumed.pk)
             return resumed
-        _check_hold_allowed(mentee_id=mentee.pk, mentor_id=mentor.pk, starts=scheduled_at, ends=ends_at, now=now)
+        _check_hold_allowed(mentee_id=mentee.pk, mentor_id=mentor.pk, starts=scheduled_at, ends=ends_at, now=now,
+                            network=network)
         checkout = Checkout.objects.create(
             mentee=mentee,
             mentor=mentor,
@@ -116,6 +149,7 @@ def checkout_create(
             amount=checkout_price(hourly_rate=mentor.hourly_rate, duration_minutes=duration_minutes),
             currency=mentor.currency,
             expires_at=now + timedelta(minutes=settings.CHECKOUT_HOLD_MINUTES) + STRIPE_EXPIRY_MARGIN,
+            client_network=network,
         )
 
     ids = stripe_metadata(checkout_id=checkout.pk, mentor_id=mentor.pk, mentee_id=mentee.pk)
@@ -170,6 +204,18 @@ def checkout_holds_open(*, mentee: User, mentor_id: int) -> list[Checkout]:
                                         expires_at__gt=timezone.now()).exclude(checkout_url=""))
 
 
+def _stripe_ask_allowed(*, checkout_id: int) -> bool:
+    """True for the first asker of each STRIPE_STATE_ASK_INTERVAL_SECONDS window per Checkout,
+    across every web process (an atomic add in the shared cache); the others answer from our
+    rows, which the webhook keeps current. A cache that can't answer lets the ask through
+    (logged), as the rate limits do: a Redis outage must not stall bookings."""
+    try:
+        return cache.add(f"checkout:{checkout_id}:stripe-asked", True, timeout=STRIPE_STATE_ASK_INTERVAL_SECONDS)
+    except Exception:
+        logger.warning("checkout %s: cache unavailable, asking Stripe without the interval", checkout_id, exc_info=True)
+        return True
+
+
 class CheckoutState:
     """What the mentee's browser shows after Checkout, by Stripe Checkout Session id."""
 
@@ -185,7 +231,8 @@ class CheckoutState:
 def checkout_state_get(*, user: User, stripe_checkout_session_id: str) -> tuple[str, Checkout, Session | None]:
     """The state of one of the caller's bookings by its Checkout Session id.
 
-    While our row is still open, Stripe is asked and a completed session is fulfilled
+    While our row is still open, Stripe is asked (at most once every
+    STRIPE_STATE_ASK_INTERVAL_SECONDS per Checkout) and a completed session is fulfilled
     through the same service as its webhook (Stripe's advice to fulfil on the success
     page too), so a slow or lost webhook never leaves the mentee waiting.
     """
@@ -193,7 +240,7 @@ def checkout_state_get(*, user: User, stripe_checkout_session_id: str) -> tuple[
     if checkout is None:
         raise NotFound(f"Checkout session {stripe_checkout_session_id} not found", field="session_id")
     unsettled = False
-    if checkout.status == Checkout.Status.OPEN:
+    if checkout.status == Checkout.Status.OPEN and _stripe_ask_allowed(checkout_id=checkout.pk):
         try:
             checkout_settle_from_stripe(checkout_id=checkout.pk)
         except ApplicationError as exc:  # Stripe unreachable, or the event path refused it

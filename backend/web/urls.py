@@ -14,4 +14,13 @@ urlpatterns = [
     path("login", views.login_page, name="login"),
     path("register", views.register_page, name="register"),
     path("logout", views.logout_page, name="logout"),
+    path("verify-email", views.verify_email_send, name="verify_email_send"),
+    path("verify-email/<str:uidb64>/<str:token>", views.verify_email_confirm, name="verify_email"),
+    # Django's own password views, in the site's templates.
+    path("password-reset", views.PasswordResetPage.as_view(), name="password_reset"),
+    path("password-reset/sent", views.password_reset_done, name="password_reset_done"),
+    path("password-reset/<str:uidb64>/<str:token>", views.password_reset_confirm, name="password_reset_confirm"),
+    path("password-reset/done", views.password_reset_complete, name="password_reset_complete"),
+    path("password-change", views.password_change, name="password_change"),
+    path("password-change/done", views.password_change_done, name="password_change_done"),
 ]

@@ -2,10 +2,13 @@
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from backend.errors import ApplicationError, NotFound
@@ -13,9 +16,10 @@ from backend.services.auth import user_authenticate, user_register
 from backend.services.availability import mentor_availability
 from backend.services.cancellations import session_cancel, session_cancel_refundable
 from backend.services.checkouts import checkout_create, checkout_holds_open, checkout_state_get
+from backend.services.email_verification import EmailNotVerified, email_verification_send, email_verify
 from backend.services.mentors import expertise_list, mentor_get, mentor_list
 from backend.services.notifications import session_ics
-from backend.services.rate_limits import client_address, request_throttle
+from backend.services.rate_limits import client_address, email_link_throttle, request_throttle
 from backend.services.sessions import session_get_for_user, session_list_for_user
 from backend.web.forms import BookingForm, LoginForm, RegisterForm
 
@@ -48,6 +52,7 @@ def mentor_detail(request, mentor_id: int):
     except NotFound:
         return render(request, "web/not_found.html", {"what": "This mentor"}, status=404)
     form = BookingForm(request.POST or None)
+    needs_verification = False
     if request.method == "POST":
         if not request.user.is_authenticated:
             return redirect(f"{settings.LOGIN_URL}?next={request.path}")
@@ -57,17 +62,18 @@ def mentor_detail(request, mentor_id: int):
                 checkout = checkout_create(
                     mentee=request.user, mentor_id=mentor.pk, title=form.cleaned_data["title"],
                     description=form.cleaned_data["description"], scheduled_at=form.cleaned_data["scheduled_at"],
-                    duration_minutes=form.cleaned_data["duration_minutes"],
+                    duration_minutes=form.cleaned_data["duration_minutes"], client_address=client_address(request),
                 )
                 return redirect(checkout.checkout_url)
             except ApplicationError as exc:
+                needs_verification = isinstance(exc, EmailNotVerified)
                 _form_error(form, exc)
     canceled = bool(request.GET.get("canceled"))
     held = checkout_holds_open(mentee=request.user, mentor_id=mentor.pk) if canceled and request.user.is_authenticated else []
     return render(request, "web/mentor.html", {
-        "mentor": mentor, "form": form, "canceled": canceled, "held": held,
+        "mentor": mentor, "form": form, "canceled": canceled, "held": held, "needs_verification": needs_verification,
         "free": mentor_availability(mentor_id=mentor.pk),  # the next 14 days
-    }, status=422 if form.errors else 200)
+    }, status=(403 if needs_verification else 422) if form.errors else 200)
 
 
 @login_required
@@ -142,8 +148,8 @@ def register_page(request):
     if request.method == "POST" and form.is_valid():
         try:
             request_throttle(request, group="auth_register", rate_setting="REGISTER_RATE_LIMIT")
-            user = user_register(**form.cleaned_data)
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            user = user_register(**form.cleaned_data, site_url=request.build_absolute_uri("/"))
+            login(request, user)  # the one backend (settings.AUTHENTICATION_BACKENDS)
             return redirect(_next_url(request))
         except ApplicationError as exc:
             _form_error(form, exc)
@@ -152,11 +158,67 @@ def register_page(request):
 
 @require_POST
 def logout_page(request):
+    # The pages hold no API tokens, only this session: flushing it is the whole logout.
     logout(request)
     return redirect(settings.LOGOUT_REDIRECT_URL)
 
 
-def _next_url(request) -> str:
-    """Where to go after signing in: `next` when it is a path on this site, else the sessions."""
+@login_required
+@require_POST
+def verify_email_send(request):
+    """Mail the signed-in user their verification link again (EMAIL_LINK_RATE_LIMIT)."""
+    try:
+        email_link_throttle(request, recipient=request.user.email)
+        if email_verification_send(user=request.user, site_url=request.build_absolute_uri("/")):
+            messages.success(request, f"We emailed a verification link to {request.user.email}.")
+        else:
+            messages.success(request, "Your email address is verified already.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect(_next_url(request, default="web:mentors"))
+
+
+def verify_email_confirm(request, uidb64: str, token: str):
+    """The link mailed to the user: their address is verified (or the link is refused)."""
+    try:
+        user = email_verify(uidb64=uidb64, token=token)
+    except ApplicationError as exc:
+        return render(request, "web/email_verified.html", {"error": exc.message}, status=400)
+    return render(request, "web/email_verified.html", {"verified_email": user.email})
+
+
+class PasswordResetPage(auth_views.PasswordResetView):
+    """Django's password reset, counted against EMAIL_LINK_RATE_LIMIT per address and per
+    typed email (whether or not an account has it: the answer never tells)."""
+
+    template_name = "web/password_reset.html"
+    email_template_name = "web/password_reset_email.txt"
+    subject_template_name = "web/password_reset_subject.txt"
+    success_url = reverse_lazy("web:password_reset_done")
+
+    def form_valid(self, form):
+        try:
+            email_link_throttle(self.request, recipient=form.cleaned_data["email"])
+        except ApplicationError as exc:
+            form.add_error(None, exc.message)
+            return self.render_to_response(self.get_context_data(form=form), status=429)
+        return super().form_valid(form)
+
+
+password_reset_done = auth_views.PasswordResetDoneView.as_view(template_name="web/password_reset_done.html")
+password_reset_confirm = auth_views.PasswordResetConfirmView.as_view(
+    template_name="web/password_reset_confirm.html", success_url=reverse_lazy("web:password_reset_complete"))
+password_reset_complete = auth_views.PasswordResetCompleteView.as_view(template_name="web/password_reset_complete.html")
+password_change = auth_views.PasswordChangeView.as_view(
+    template_name="web/password_change.html", success_url=reverse_lazy("web:password_change_done"))
+password_change_done = auth_views.PasswordChangeDoneView.as_view(template_name="web/password_change_done.html")
+
+
+def _next_url(request, default: str = settings.LOGIN_REDIRECT_URL) -> str:
+    """Where to go after signing in: `next` when Django's own check finds it on this site
+    (no other host, scheme or `//`/backslash trick), else `default` (the sessions)."""
     target = request.POST.get("next") or request.GET.get("next") or ""
-    return target if target.startswith("/") and not target.startswith("//") else settings.LOGIN_REDIRECT_URL
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                                  require_https=request.is_secure()):
+        return target
+    return default

@@ -34,10 +34,20 @@ def test_warns_when_the_webhook_secret_or_publishable_key_is_missing(settings):
 
 
 @pytest.mark.django_db
-def test_seed_demo_creates_an_admin_and_prints_its_login():
-    out = StringIO()
-    call_command("seed_demo", stdout=out)
-    call_command("seed_demo", stdout=StringIO())  # again: nothing doubled
+def test_seed_demo_with_force_creates_an_admin_and_prints_its_login_with_a_warning():
+    out, err = StringIO(), StringIO()
+    call_command("seed_demo", force=True, stdout=out, stderr=err)
+    call_command("seed_demo", force=True, stdout=StringIO(), stderr=StringIO())  # again: nothing doubled
     admin = User.objects.get(email="admin@demo.myroadmap.local")
     assert admin.is_staff and admin.is_superuser and admin.check_password("demo-pass-2026")
     assert "admin login:  admin@demo.myroadmap.local / demo-pass-2026" in out.getvalue()
+    # The suite's database is PostgreSQL, not the embedded SQLite file: seeding it is said out loud.
+    assert "WARNING: seeding database" in err.getvalue() and "superuser" in err.getvalue()
+
+
+@pytest.mark.django_db
+def test_seed_demo_leaves_a_database_other_than_the_embedded_one_alone_without_force():
+    err = StringIO()
+    call_command("seed_demo", stdout=StringIO(), stderr=err)
+    assert not User.objects.filter(email__endswith="@demo.myroadmap.local").exists()
+    assert "not seeding database" in err.getvalue() and "seed_demo --force" in err.getvalue()

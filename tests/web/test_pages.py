@@ -2,6 +2,7 @@
 import re
 import uuid
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import pytest
 from django.test import Client
@@ -40,13 +41,14 @@ def test_catalogue_searches_filters_and_pages(client):
 
 def test_pages_and_docs_load_nothing_from_another_host(client):
     mentor = make_mentor()
-    for path in ("/mentors", f"/mentors/{mentor.pk}", "/login", "/register", "/api/docs"):
+    for path in ("/mentors", f"/mentors/{mentor.pk}", "/login", "/register", "/password-reset", "/api/docs"):
         response = client.get(path)
         assert response.status_code == 200, path
         assert not EXTERNAL.search(response.content.decode()), path
     assert "/static/ninja/swagger-ui-bundle.js" in client.get("/api/docs").content.decode()
-    sessions = signed_in(make_user()).get("/sessions")
-    assert sessions.status_code == 200 and not EXTERNAL.search(sessions.content.decode())
+    for path in ("/sessions", "/password-change"):
+        page = signed_in(make_user()).get(path)
+        assert page.status_code == 200 and not EXTERNAL.search(page.content.decode()), path
 
 
 def test_booking_form_shows_each_error_next_to_its_field(client):
@@ -94,6 +96,28 @@ def test_register_log_out_and_log_in_again(client):
     assert again.status_code == 302 and again["Location"] == "/mentors"
     evil = client.post("/login", {"email": "new@example.test", "password": PASSWORD, "next": "//evil.example"})
     assert evil["Location"] == "/sessions"
+
+
+@pytest.mark.parametrize("target,lands_on", [
+    ("/mentors?page=2", "/mentors?page=2"),
+    ("//evil.example", "/sessions"),
+    ("/\\evil.example", "/sessions"),
+    ("\\\\evil.example", "/sessions"),
+    ("https://evil.example/sessions", "/sessions"),
+    ("http://testserver.evil.example/", "/sessions"),
+    ("javascript:alert(1)", "/sessions"),
+    ("///evil.example", "/sessions"),
+])
+def test_after_login_next_leads_only_to_this_site(target, lands_on):
+    user = make_user(email=f"next-{uuid.uuid4().hex[:8]}@example.test")
+    for method in ("post_next", "query_next"):
+        browser = Client()
+        if method == "post_next":
+            response = browser.post("/login", {"email": user.email, "password": PASSWORD, "next": target})
+        else:
+            response = browser.post(f"/login?{urlencode({'next': target})}", {"email": user.email, "password": PASSWORD})
+        assert response.status_code == 302
+        assert response["Location"] == lands_on, (method, target, response["Location"])
 
 
 def test_sessions_page_lists_both_roles_with_payment_and_refund_state_and_an_ics():
