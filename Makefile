@@ -41,7 +41,6 @@ $(DEV_SECRET_KEY_FILE):
 	mkdir -p var
 	umask 077 && $(NEW_SECRET_KEY) > $@
 
-<<<<<<< HEAD
 # What `make test` needs beside Python: PostgreSQL, Redis, Chromium (bin/deps says what it did).
 deps:
 	bin/deps
@@ -60,14 +59,10 @@ dotenv-notice:
 	  if grep -qE '^STRIPE_SECRET_KEY=.*replace_me' .env; then echo "make: .env's STRIPE_SECRET_KEY is a placeholder: make run uses the offline sandbox instead"; fi; \
 	fi
 
-migrate: install $(DEV_SECRET_KEY_FILE) var-dirs dotenv-notice
-	$(WITH_SECRET_KEY) $(PY) manage.py migrate --noinput
-=======
 # The local stack's environment (bin/dev-env): with no STRIPE_SECRET_KEY, the offline sandbox's.
 WITH_DEV_ENV = . bin/dev-env && $(WITH_SECRET_KEY)
->>>>>>> issue-19
 
-migrate: install $(DEV_SECRET_KEY_FILE)
+migrate: install $(DEV_SECRET_KEY_FILE) var-dirs dotenv-notice
 	$(WITH_DEV_ENV) $(PY) manage.py migrate --noinput
 
 # Demo accounts with a published password: seed_demo fills only the embedded SQLite database
@@ -95,16 +90,12 @@ test: install-dev
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
 	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-$$($(NEW_SECRET_KEY))} \
-<<<<<<< HEAD
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
-=======
 	STRIPE_API_BASE=$${STRIPE_API_BASE:-$(SUITE_STRIPE_API_BASE)} \
-	$(PY) -m pytest $(PYTEST_ARGS)
->>>>>>> issue-19
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The architecture's contracts (.importlinter: imports run one way) and ruff. CI runs both.
 lint: install-dev
-	$(VENV)/bin/lint-imports
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/ruff check .
 
 # The long chaos run (not part of `make test`): CHAOS_BOOKINGS (default 1000) bookings through
