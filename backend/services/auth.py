@@ -12,7 +12,9 @@ from ninja_jwt.tokens import RefreshToken
 
 from backend.errors import Conflict, InvalidInput, NotAuthenticated, RateLimited
 from backend.models import User
+from backend.services.local_time import DEFAULT_TIME_ZONE, time_zone_check
 from backend.services.rate_limits import rate_limit_count, rate_limit_exhausted
+from backend.services.text import text_storable_check
 
 LOGIN_RATE_GROUP = "auth_login_failures"
 # The refresh token's fingerprint of the password it was issued under.
@@ -27,10 +29,12 @@ class LoginRateLimited(RateLimited):
     pass
 
 
-def user_register(*, email: str, password: str, name: str) -> User:
-    """Create a mentee account; the password goes through Django's validators."""
+def user_register(*, email: str, password: str, name: str, time_zone: str | None = None) -> User:
+    """Create a mentee account; the password goes through Django's validators. `time_zone`
+    (an IANA name, UTC when not given) is where the person reads times: pages, emails, invites."""
     email = email.strip().lower()
     name = name.strip()
+    time_zone = time_zone_check(time_zone) if time_zone else DEFAULT_TIME_ZONE
     try:
         validate_email(email)
     except DjangoValidationError:
@@ -43,9 +47,29 @@ def user_register(*, email: str, password: str, name: str) -> User:
         raise InvalidInput(" ".join(exc.messages), field="password", code="weak_password")
     try:
         with transaction.atomic():
-            return User.objects.create_user(email=email, password=password, name=name)
+            return User.objects.create_user(email=email, password=password, name=name, time_zone=time_zone)
     except IntegrityError:
         raise Conflict("An account with this email already exists", field="email")
+
+
+def user_update(*, user: User, name: str | None = None, time_zone: str | None = None) -> User:
+    """Change the caller's own name or time zone (an IANA name); `None` leaves a field as it is."""
+    fields = []
+    if name is not None:
+        name = name.strip()
+        if not name:
+            raise InvalidInput("Name must not be empty", field="name")
+        try:
+            user.name = text_storable_check(name)
+        except ValueError as exc:
+            raise InvalidInput(f"name {exc}", field="name")
+        fields.append("name")
+    if time_zone is not None:
+        user.time_zone = time_zone_check(time_zone)
+        fields.append("time_zone")
+    if fields:
+        user.save(update_fields=fields)
+    return user
 
 
 def user_authenticate(*, email: str, password: str, client_address: str | None) -> User:

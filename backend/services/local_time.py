@@ -1,0 +1,94 @@
+"""Times as a person reads them: an instant in their own time zone, with the zone named.
+
+Pages, emails and calendar files format times through here, so they always agree; the API
+keeps ISO 8601 with offsets and never uses this. Zones are IANA names (Europe/Berlin),
+expanded with the standard library's `zoneinfo` (the `tzdata` package where the system
+has no zone files).
+"""
+from datetime import UTC, date, datetime, tzinfo
+from functools import cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from backend.errors import InvalidInput
+
+DEFAULT_TIME_ZONE = "UTC"
+# Files in the zone directory that are not zones people live in.
+_NOT_ZONES = frozenset({"localtime", "Factory"})
+
+
+@cache
+def time_zone_names() -> tuple[str, ...]:
+    """Every IANA zone name this machine knows, sorted: what a time zone may be set to."""
+    return tuple(sorted((available_timezones() | {DEFAULT_TIME_ZONE}) - _NOT_ZONES))
+
+
+@cache
+def _known() -> frozenset[str]:
+    return frozenset(time_zone_names())
+
+
+def time_zone_check(name: str | None, *, field: str = "time_zone") -> str:
+    """`name` when it is an IANA time zone name (America/New_York), else InvalidInput naming `field`."""
+    name = (name or "").strip()
+    if name not in _known():
+        raise InvalidInput(f"{field} must be an IANA time zone name such as Europe/Berlin or America/New_York",
+                           field=field)
+    return name
+
+
+def zone(name: str | None) -> tzinfo:
+    """The zone of a stored name; UTC for a name this machine does not know (a page never breaks on one)."""
+    try:
+        return ZoneInfo(name or DEFAULT_TIME_ZONE)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+def _abbreviation(local: datetime, tz_name: str) -> str:
+    """ "EST (America/New_York)"; just "UTC" where the abbreviation is the name."""
+    abbreviation = local.tzname() or ""
+    if not abbreviation or abbreviation == tz_name:
+        return tz_name
+    return f"{abbreviation} ({tz_name})"
+
+
+def _day(local: datetime | date) -> str:
+    return f"{local:%A} {local.day} {local:%B %Y}"
+
+
+def local_time_text(dt: datetime, tz_name: str | None) -> str:
+    """One instant in a zone: "Tuesday 3 March 2026, 15:00 CET (Europe/Berlin)"."""
+    tz_name = tz_name or DEFAULT_TIME_ZONE
+    local = dt.astimezone(zone(tz_name))
+    return f"{_day(local)}, {local:%H:%M} {_abbreviation(local, tz_name)}"
+
+
+def local_range_text(start: datetime, end: datetime, tz_name: str | None) -> str:
+    """A session in a zone: "Tuesday 3 March 2026, 15:00-16:00 CET (Europe/Berlin)"; the end's
+    day too when it falls on another one; both abbreviations when a DST change falls between."""
+    tz_name = tz_name or DEFAULT_TIME_ZONE
+    tz = zone(tz_name)
+    local_start, local_end = start.astimezone(tz), end.astimezone(tz)
+    if local_start.date() != local_end.date():
+        return f"{_day(local_start)}, {local_start:%H:%M} - {_day(local_end)}, {local_end:%H:%M} " \
+               f"{_abbreviation(local_end, tz_name)}"
+    if local_start.tzname() != local_end.tzname():
+        return f"{_day(local_start)}, {local_start:%H:%M} {local_start.tzname()}-{local_end:%H:%M} " \
+               f"{_abbreviation(local_end, tz_name)}"
+    return f"{_day(local_start)}, {local_start:%H:%M}-{local_end:%H:%M} {_abbreviation(local_end, tz_name)}"
+
+
+def local_clock_text(dt: datetime, tz_name: str | None) -> str:
+    """The wall-clock time alone with its abbreviation, for lists grouped by day: "09:00 EST"."""
+    local = dt.astimezone(zone(tz_name))
+    return f"{local:%H:%M} {local.tzname() or tz_name}"
+
+
+def local_date(dt: datetime, tz_name: str | None) -> date:
+    """The calendar day an instant falls on in a zone."""
+    return dt.astimezone(zone(tz_name)).date()
+
+
+def local_date_text(day: date) -> str:
+    """ "Saturday 13 March 2027"."""
+    return _day(day)
