@@ -113,11 +113,13 @@ def _schedule_of(mentor: Mentor) -> Schedule:
                     blocked_dates=list(mentor.blocked_dates.values_list("date", flat=True)))
 
 
-def mentor_availability(*, mentor_id: int, starts: datetime | None = None, ends: datetime | None = None) -> list[Interval]:
+def mentor_availability(*, mentor_id: int, starts: datetime | None = None, ends: datetime | None = None,
+                        excluding_session_id: int | None = None) -> list[Interval]:
     """Free intervals of an active mentor between `starts` and `ends`, inside the booking window.
 
     With a weekly schedule only its windows count; without one the whole range is free.
-    Blocked dates, scheduled sessions and open holds are taken out.
+    Blocked dates, scheduled sessions and open holds are taken out (except the session
+    `excluding_session_id`, being moved: its own slot is free to it).
     """
     mentor = Mentor.objects.filter(pk=mentor_id, is_active=True).first()
     if mentor is None:
@@ -137,9 +139,10 @@ def mentor_availability(*, mentor_id: int, starts: datetime | None = None, ends:
         return []
 
     free = _bookable(_schedule_of(mentor), window_start, window_end)
+    sessions = scheduled_sessions().exclude(pk=excluding_session_id) if excluding_session_id else scheduled_sessions()
     busy = [
         interval
-        for occupant in (scheduled_sessions(), blocking_holds())
+        for occupant in (sessions, blocking_holds())
         for interval in overlapping(occupant.filter(mentor_id=mentor_id), starts=window_start, ends=window_end)
         .values_list("scheduled_at", "ends_at")
     ]
@@ -226,3 +229,22 @@ def mentor_schedule_zone_for_editing(*, user: User) -> str:
     else the mentor's time zone (where new windows go)."""
     mentor = _mentor_of(user, "mentor")
     return mentor.schedule_time_zone if mentor.weekly_availability.exists() else user.time_zone
+
+
+# Start times offered in a picker: every half hour from the start of each free interval
+# (rounded up to a quarter hour), as long as the session still fits.
+SLOT_STEP = timedelta(minutes=30)
+SLOT_GRID = timedelta(minutes=15)
+
+
+def slot_starts(intervals: list[Interval], *, duration_minutes: int) -> list[datetime]:
+    """The starts a session of `duration_minutes` can take inside free intervals."""
+    length = timedelta(minutes=duration_minutes)
+    starts = []
+    for start, end in intervals:
+        since_epoch = start - datetime(1970, 1, 1, tzinfo=UTC)
+        candidate = start + (-since_epoch) % SLOT_GRID
+        while candidate + length <= end:
+            starts.append(candidate)
+            candidate += SLOT_STEP
+    return starts

@@ -5,7 +5,7 @@ keeps ISO 8601 with offsets and never uses this. Zones are IANA names (Europe/Be
 expanded with the standard library's `zoneinfo` (the `tzdata` package where the system
 has no zone files).
 """
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -92,3 +92,28 @@ def local_date(dt: datetime, tz_name: str | None) -> date:
 def local_date_text(day: date) -> str:
     """ "Saturday 13 March 2027"."""
     return _day(day)
+
+
+def intervals_by_local_day(intervals: list[tuple[datetime, datetime]], tz_name: str | None
+                           ) -> list[tuple[date, list[tuple[datetime, datetime]]]]:
+    """Intervals cut at local midnight and grouped by local day, for a list a person reads:
+    [(day, [(start, end), ...]), ...] in order. The pieces stay aware instants."""
+    tz = zone(tz_name)
+    days: dict[date, list[tuple[datetime, datetime]]] = {}
+    for start, end in intervals:
+        piece_start = start
+        while piece_start < end:
+            local = piece_start.astimezone(tz)
+            next_midnight = datetime.combine(local.date() + timedelta(days=1), time.min, tzinfo=tz).astimezone(UTC)
+            piece_end = min(end, next_midnight)
+            days.setdefault(local.date(), []).append((piece_start, piece_end))
+            piece_start = piece_end
+    return sorted(days.items())
+
+
+def local_clock_range_text(start: datetime, end: datetime, tz_name: str | None) -> str:
+    """ "09:00-12:00 EST" within one day; an end at the next local midnight reads 24:00."""
+    tz = zone(tz_name)
+    local_start, local_end = start.astimezone(tz), end.astimezone(tz)
+    end_text = "24:00" if local_end.date() > local_start.date() and local_end.time() == time.min else f"{local_end:%H:%M}"
+    return f"{local_start:%H:%M}-{end_text} {local_start.tzname() or tz_name}"

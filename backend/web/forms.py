@@ -7,6 +7,7 @@ from django import forms
 from django.conf import settings
 
 from backend.models import Checkout, User, field_max_length
+from backend.services.local_time import time_zone_names
 from backend.services.text import text_storable_check
 
 
@@ -53,6 +54,37 @@ class RegisterForm(forms.Form):
     name = forms.CharField(max_length=field_max_length(User, "name"), validators=[_storable_text])
     email = forms.EmailField(max_length=field_max_length(User, "email"))
     password = forms.CharField(widget=forms.PasswordInput, max_length=User.PASSWORD_MAX_LENGTH)
+    # Filled by the page's script with the browser's IANA zone; UTC without script (changeable on /account).
+    time_zone = forms.CharField(required=False, max_length=field_max_length(User, "time_zone"),
+                                widget=forms.HiddenInput)
+
+    def clean_time_zone(self) -> str:
+        # A browser's zone this machine does not know is no reason to refuse an account.
+        name = self.cleaned_data.get("time_zone") or ""
+        return name if name in time_zone_names() else "UTC"
+
+
+def time_zone_choices() -> list[tuple[str, str]]:
+    return [(name, name.replace("_", " ")) for name in time_zone_names()]
+
+
+class AccountForm(forms.Form):
+    """A person's own settings: their name and the time zone they read times in."""
+
+    name = forms.CharField(max_length=field_max_length(User, "name"), validators=[_storable_text])
+    time_zone = forms.ChoiceField(label="Time zone", choices=time_zone_choices,
+                                  help_text="Pages, emails and calendar invites show times in it.")
+
+
+class RescheduleForm(forms.Form):
+    """The reschedule page: one of the free starts it offers (an ISO instant)."""
+
+    scheduled_at = forms.DateTimeField(label="New time", input_formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"])
+
+    def __init__(self, *args, starts: list[tuple[str, list[tuple[str, str]]]] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        # Grouped by day: [(day label, [(iso value, time label), ...]), ...].
+        self.fields["scheduled_at"].widget = forms.Select(choices=[("", "Pick a new time"), *starts])
 
 
 class LoginForm(forms.Form):

@@ -11,7 +11,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 from backend.errors import ApplicationError, NotFound
 from backend.services.auth import user_authenticate, user_register
 from backend.services.availability import mentor_availability
-from backend.services.cancellations import session_cancel, session_cancel_refundable
+from backend.services.cancellation_policy import cancellation_policy_current, cancellation_policy_lines
+from backend.services.cancellations import session_cancel, session_cancel_terms
 from backend.services.checkouts import checkout_create, checkout_holds_open, checkout_state_get
 from backend.services.mentors import expertise_list, mentor_get, mentor_list
 from backend.services.notifications import session_ics
@@ -67,6 +68,7 @@ def mentor_detail(request, mentor_id: int):
     return render(request, "web/mentor.html", {
         "mentor": mentor, "form": form, "canceled": canceled, "held": held,
         "free": mentor_availability(mentor_id=mentor.pk),  # the next 14 days
+        "policy_lines": cancellation_policy_lines(cancellation_policy_current()),
     }, status=422 if form.errors else 200)
 
 
@@ -103,10 +105,9 @@ def session_cancel_page(request, session_id: int):
             return redirect("web:sessions")
         except ApplicationError as exc:
             messages.error(request, exc.message)
-    is_mentor = session.mentor.user_id == request.user.pk
-    refundable = session_cancel_refundable(session=session, user=request.user)
+    terms = session_cancel_terms(session=session, user=request.user)
     return render(request, "web/session_cancel.html", {
-        "session": session, "is_mentor": is_mentor, "refundable": refundable,
+        "session": session, "is_mentor": terms.by_mentor, "refundable": terms.refundable, "terms": terms,
         "refund_cutoff_hours": settings.REFUND_CUTOFF_HOURS,
     })
 
@@ -117,7 +118,8 @@ def session_calendar(request, session_id: int):
         session = session_get_for_user(user=request.user, session_id=session_id)
     except NotFound:
         return render(request, "web/not_found.html", {"what": "This session"}, status=404)
-    response = HttpResponse(session_ics(session=session), content_type="text/calendar; charset=utf-8")
+    response = HttpResponse(session_ics(session=session, tz_name=request.user.time_zone),
+                            content_type="text/calendar; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="session-{session.pk}.ics"'
     return response
 
