@@ -65,11 +65,6 @@ def list_mentors(request, filters: Query[MentorFilters]):
     return mentor_list(expertise=filters.expertise, search=filters.q)
 
 
-@router.get("/{mentor_id}", response={200: MentorOut, 404: ErrorOut, 422: ErrorOut}, auth=None)
-def get_mentor(request, mentor_id: int):
-    return mentor_get(mentor_id=mentor_id)
-
-
 class IntervalOut(Schema):
     start: datetime
     end: datetime
@@ -141,15 +136,7 @@ def _instant(value: str | None, field: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-@router.get("/{mentor_id}/availability", response={200: list[IntervalOut], 404: ErrorOut, 422: ErrorOut}, auth=None)
-def get_availability(request, mentor_id: int, window: Query[AvailabilityQuery]):
-    """Free intervals inside the booking window: the mentor's weekly schedule (or any time
-    without one) minus booked sessions and slots held by someone paying."""
-    intervals = mentor_availability(mentor_id=mentor_id, starts=_instant(window.from_, "from"),
-                                    ends=_instant(window.to, "to"))
-    return [{"start": start, "end": end} for start, end in intervals]
-
-
+# The caller's own routes first: /me must not be read as a mentor id.
 @router.put("/me/schedule", response={200: list[WindowOut], 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 422: ErrorOut},
             auth=JWTAuth())
 def put_schedule(request, payload: ScheduleIn):
@@ -186,6 +173,20 @@ def get_own_profile(request):
 def update_own_profile(request, payload: MentorProfileIn):
     """Change one's name, headline, bio, hourly rate or currency (mentors only). Booked sessions keep their price."""
     return mentor_profile_update(user=request.auth, **payload.dict(exclude_unset=True))
+
+
+@router.get("/{mentor_id}", response={200: MentorOut, 404: ErrorOut, 422: ErrorOut}, auth=None)
+def get_mentor(request, mentor_id: int):
+    return mentor_get(mentor_id=mentor_id)
+
+
+@router.get("/{mentor_id}/availability", response={200: list[IntervalOut], 404: ErrorOut, 422: ErrorOut}, auth=None)
+def get_availability(request, mentor_id: int, window: Query[AvailabilityQuery]):
+    """Free intervals inside the booking window: the mentor's weekly schedule (or any time
+    without one) minus booked sessions and slots held by someone paying."""
+    intervals = mentor_availability(mentor_id=mentor_id, starts=_instant(window.from_, "from"),
+                                    ends=_instant(window.to, "to"))
+    return [{"start": start, "end": end} for start, end in intervals]
 
 
 @router.get("/{mentor_id}/schedule", response={200: list[WindowOut], 404: ErrorOut, 422: ErrorOut}, auth=None)
