@@ -7,6 +7,7 @@ has no zone files).
 """
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import cache
+from importlib import resources
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from backend.errors import InvalidInput
@@ -27,13 +28,39 @@ def _known() -> frozenset[str]:
     return frozenset(time_zone_names())
 
 
+@cache
+def _links() -> dict[str, str]:
+    """Old names still in the database (Asia/Calcutta, US/Eastern) -> the zone they now name
+    (Asia/Kolkata, America/New_York), from the tzdata package's source. Browsers still report
+    some old names (Chrome says Asia/Calcutta); we store the current one."""
+    try:
+        source = (resources.files("tzdata") / "zoneinfo" / "tzdata.zi").read_text()
+    except (ModuleNotFoundError, OSError):
+        return {}
+    links = {}
+    for line in source.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "L":
+            links[parts[2]] = parts[1]
+    links.pop(DEFAULT_TIME_ZONE, None)  # "UTC" is what everyone reads; not Etc/UTC
+    return links
+
+
+@cache
+def time_zone_choices() -> tuple[str, ...]:
+    """The zones to offer in a picker: current names only (old aliases are accepted, not offered)."""
+    links = _links()
+    return tuple(name for name in time_zone_names() if name not in links)
+
+
 def time_zone_check(name: str | None, *, field: str = "time_zone") -> str:
-    """`name` when it is an IANA time zone name (America/New_York), else InvalidInput naming `field`."""
+    """The current IANA name of `name` (America/New_York; Asia/Calcutta becomes Asia/Kolkata), or
+    InvalidInput naming `field` when it is not a time zone name."""
     name = (name or "").strip()
     if name not in _known():
         raise InvalidInput(f"{field} must be an IANA time zone name such as Europe/Berlin or America/New_York",
                            field=field)
-    return name
+    return _links().get(name, name)
 
 
 def zone(name: str | None) -> tzinfo:

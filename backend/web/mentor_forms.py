@@ -6,7 +6,7 @@ from django import forms
 from backend.models import Mentor, WeeklyAvailability, field_max_length
 from backend.services.mentors import BIO_MAX_LENGTH
 from backend.services.notifications import THREE_DECIMAL_CURRENCIES, ZERO_DECIMAL_CURRENCIES
-from backend.web.forms import _storable_text, time_zone_choices
+from backend.web.forms import TimeZoneField, _storable_text, zone_offered
 
 # Offered on the profile page; the API takes any ISO 4217 code Stripe supports.
 CURRENCIES = ["usd", "eur", "gbp", "inr", "cad", "aud", "chf", "jpy", "sgd", "sek"]
@@ -17,7 +17,9 @@ EXTRA_WINDOW_ROWS = 3
 class WindowForm(forms.Form):
     """One weekly window, in local wall-clock time; an end at or before the start is the next day."""
 
-    weekday = forms.TypedChoiceField(choices=WeeklyAvailability.Weekday.choices, coerce=int)
+    # An empty first choice: the blank rows under the windows stay blank, so they are skipped.
+    weekday = forms.TypedChoiceField(choices=[("", "Day"), *WeeklyAvailability.Weekday.choices], coerce=int,
+                                     empty_value=None)
     start_time = forms.TimeField(label="From", widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
     end_time = forms.TimeField(label="To", widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
 
@@ -37,7 +39,11 @@ WindowFormSet = forms.formset_factory(WindowForm, formset=BaseWindowFormSet, ext
 
 
 class ScheduleZoneForm(forms.Form):
-    time_zone = forms.ChoiceField(label="These hours are in", choices=time_zone_choices)
+    time_zone = TimeZoneField(label="These hours are in")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        zone_offered(self, "time_zone", self.initial.get("time_zone"))
 
 
 class BlockDateForm(forms.Form):

@@ -102,7 +102,7 @@ def session_cancel_page(request, session_id: int):
             request_throttle(request, group="session_cancel", rate_setting="CANCEL_RATE_LIMIT")
             session_cancel(user=request.user, session_id=session.pk, reason=request.POST.get("reason", "")[:500])
             messages.success(request, f"\u201c{session.title}\u201d is cancelled; the refund is on its way.")
-            return redirect("web:sessions")
+            return redirect("web:mentor_bookings" if session.mentor.user_id == request.user.pk else "web:sessions")
         except ApplicationError as exc:
             messages.error(request, exc.message)
     terms = session_cancel_terms(session=session, user=request.user)

@@ -57,6 +57,13 @@ def test_register_takes_an_iana_time_zone_and_me_returns_and_changes_it(client):
     assert User.objects.get(email="kavya@example.test").time_zone == "America/New_York"
 
 
+@pytest.mark.parametrize("old, current", [("Asia/Calcutta", "Asia/Kolkata"), ("US/Eastern", "America/New_York")])
+def test_an_old_name_a_browser_reports_is_stored_under_its_current_name(client, old, current):
+    created = post(client, "/api/auth/register", {"email": "w@example.test", "password": PASSWORD, "name": "W",
+                                                   "time_zone": old})
+    assert created.status_code == 201 and created.json()["time_zone"] == current
+
+
 def test_without_a_time_zone_an_account_reads_utc(client):
     created = post(client, "/api/auth/register", {"email": "u@example.test", "password": PASSWORD, "name": "U"})
     assert created.status_code == 201 and created.json()["time_zone"] == "UTC"

@@ -20,7 +20,15 @@
     document.querySelectorAll("[data-browser-zone]").forEach(function (button) {
       button.textContent = "Use this browser's time zone (" + zone + ")";
       button.hidden = false;
-      button.addEventListener("click", function () { var select = document.getElementById("id_time_zone"); if (select) { select.value = zone; } });
+      button.addEventListener("click", function () {
+        var select = document.getElementById("id_time_zone");
+        if (!select) { return; }
+        // Some browsers report an old name (Asia/Calcutta): offer it; the server stores its current name.
+        if (!Array.prototype.some.call(select.options, function (o) { return o.value === zone; })) {
+          select.add(new Option(zone, zone));
+        }
+        select.value = zone;
+      });
     });
   }
 
