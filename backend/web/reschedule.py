@@ -63,7 +63,8 @@ def session_reschedule_page(request, session_id: int):
             form.add_error("scheduled_at" if exc.field == "scheduled_at" else None, exc.message)
     terms = session_reschedule_terms(session=session, user=request.user)
     return render(request, "web/session_reschedule.html", {
-        "session": session, "form": form, "terms": terms, "time_zone": tz_name, "free_days": bool(choices),
+        "session": session, "form": form, "terms": terms, "time_zone": tz_name, "has_choices": bool(choices),
+        "free_days": intervals_by_local_day(free, tz_name),
         "first_day": first_day, "last_day": first_day + timedelta(days=DAYS_SHOWN - 1),
         "earlier": max(today, first_day - timedelta(days=DAYS_SHOWN)) if first_day > today else None,
         "later": first_day + timedelta(days=DAYS_SHOWN),
