@@ -12,7 +12,7 @@ export SANDBOX_PORT ?= 12111
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install install-dev deps var-dirs dotenv-notice run test lint chaos bench migrate seed clean
+.PHONY: install install-dev deps var-dirs dotenv-notice run test lint chaos bench migrate seed clean screenshots
 
 $(INSTALLED): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
@@ -92,6 +92,15 @@ test: install-dev
 	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-$$($(NEW_SECRET_KEY))} \
 	STRIPE_API_BASE=$${STRIPE_API_BASE:-$(SUITE_STRIPE_API_BASE)} \
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+# The screenshots of the pages in README (docs/screenshots/*.png), taken in Chromium by
+# tests/web/test_screenshots.py on the test database; run it again after changing a page.
+screenshots: install-dev
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
+	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
+	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-$$($(NEW_SECRET_KEY))} \
+	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots \
+	$(PY) -m pytest tests/web/test_screenshots.py -q $(PYTEST_ARGS)
 
 # The architecture's contracts (.importlinter: imports run one way) and ruff. CI runs both.
 lint: install-dev

@@ -8,12 +8,14 @@ from django.utils.html import format_html
 
 from backend.errors import RateLimited
 from backend.models import (
+    BlockedDate,
     Checkout,
     Expertise,
     Mentor,
     Notification,
     Refund,
     Session,
+    SessionReschedule,
     User,
     WebhookEvent,
     WeeklyAvailability,
@@ -77,7 +79,7 @@ class UserAdmin(DjangoUserAdmin):
     list_filter = ["is_staff", "is_superuser", "is_active"]
     search_fields = ["email", "name"]
     fieldsets = [
-        (None, {"fields": ["email", "password", "name"]}),
+        (None, {"fields": ["email", "password", "name", "time_zone"]}),
         ("Permissions", {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]}),
         ("Dates", {"fields": ["last_login", "date_joined"]}),
     ]
@@ -91,13 +93,20 @@ class ExpertiseAdmin(admin.ModelAdmin):
 
 
 class WeeklyAvailabilityInline(admin.TabularInline):
+    """Local wall-clock times in the mentor's schedule time zone."""
+
     model = WeeklyAvailability
+    extra = 0
+
+
+class BlockedDateInline(admin.TabularInline):
+    model = BlockedDate
     extra = 0
 
 
 @admin.register(Mentor)
 class MentorAdmin(admin.ModelAdmin):
-    inlines = [WeeklyAvailabilityInline]
+    inlines = [WeeklyAvailabilityInline, BlockedDateInline]
     list_display = ["name", "user", "hourly_rate", "currency", "is_active", "total_sessions", "total_earnings"]
     list_filter = ["is_active", "currency", "expertise"]
     search_fields = ["name", "headline", "user__email"]
@@ -121,15 +130,30 @@ class CheckoutAdmin(LedgerAdmin):
     editable_fields: list[str] = []
 
 
+class SessionRescheduleInline(admin.TabularInline):
+    """The moves of a session, for the record: made by its mentee or mentor, never here."""
+
+    model = SessionReschedule
+    fk_name = "session"
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ["created_at", "previous_scheduled_at", "scheduled_at", "by_mentor", "requested_by"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Session)
 class SessionAdmin(LedgerAdmin):
+    inlines = [SessionRescheduleInline]
     list_display = ["id", "title", "mentor", "mentee", "scheduled_at", "status", "payment_status", "amount", "currency"]
     list_filter = ["status", "payment_status", "is_disputed", "currency"]
     search_fields = ["title", "stripe_payment_id", "stripe_checkout_session_id", "mentee__email", "mentor__name"]
     date_hierarchy = "scheduled_at"
     raw_id_fields = ["mentor", "mentee", "checkout"]
     money_fields = ["checkout", "amount", "currency", "payment_status", "refunded_amount", "is_disputed",
-                    "stripe_payment_id", "stripe_checkout_session_id"]
+                    "stripe_payment_id", "stripe_checkout_session_id", "reschedule_count", "cancellation_policy",
+                    "cancellation_refund_amount"]
     # Who, with whom, when and in which state are read-only too: setting "cancelled" here would
     # skip the refund and the emails, another mentor would take the earnings. Cancelling is the
     # "Refund" action (refund_session permission): the same service as a mentor's cancel.

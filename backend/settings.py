@@ -353,6 +353,7 @@ CANCEL_RATE_LIMIT = env("CANCEL_RATE_LIMIT", default="20/h")
 CHECKOUT_STATUS_RATE_LIMIT = env("CHECKOUT_STATUS_RATE_LIMIT", default="30/m")
 # Emailed links (password reset, email verification) per address and per recipient.
 EMAIL_LINK_RATE_LIMIT = env("EMAIL_LINK_RATE_LIMIT", default="5/h")
+RESCHEDULE_RATE_LIMIT = env("RESCHEDULE_RATE_LIMIT", default="20/h")
 # false: every limit off, for load tests and benchmarks that run from one address.
 RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
 RATELIMIT_FAIL_OPEN = True  # django-ratelimit: a cache that cannot count refuses nobody
@@ -378,6 +379,31 @@ CHECKOUT_HOLD_MINUTES = env.int("CHECKOUT_HOLD_MINUTES", default=30)
 # Sessions start at least this long after booking: longer than the hold.
 BOOKING_MIN_LEAD_MINUTES = env.int("BOOKING_MIN_LEAD_MINUTES", default=120)
 REFUND_CUTOFF_HOURS = env.int("REFUND_CUTOFF_HOURS", default=24)
+
+
+def _cancellation_policy(text: str) -> list[dict[str, int]]:
+    """ "24:100,2:50" -> tiers, most notice first: cancelled by the mentee at least 24 hours
+    before the start refunds 100 %, at least 2 hours 50 %, later nothing."""
+    tiers = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        hours, _, percent = part.partition(":")
+        try:
+            tier = {"min_hours_before": int(hours), "refund_percent": int(percent)}
+        except ValueError:
+            tier = None
+        if tier is None or tier["min_hours_before"] < 0 or not 0 <= tier["refund_percent"] <= 100:
+            raise ImproperlyConfigured(f"CANCELLATION_POLICY: {part!r} is not hours:percent (e.g. 24:100,2:50)")
+        tiers.append(tier)
+    return sorted(tiers, key=lambda t: -t["min_hours_before"])
+
+
+# The mentee's refund by notice, copied onto each session when it is paid (mentors always
+# refund in full). Default: in full up to REFUND_CUTOFF_HOURS before, nothing later.
+CANCELLATION_POLICY = _cancellation_policy(env("CANCELLATION_POLICY", default=f"{REFUND_CUTOFF_HOURS}:100"))
+# A mentee may move a paid session until this long before it starts, this many times; a
+# mentor may always move it (and the mentee may then cancel with a full refund).
+RESCHEDULE_NOTICE_HOURS = env.int("RESCHEDULE_NOTICE_HOURS", default=24)
+MAX_RESCHEDULES = env.int("MAX_RESCHEDULES", default=2)
 
 # --- Browser pages, holds and availability ---------------------------------------
 # Open Checkouts (slot holds) one mentee may have at once.

@@ -6,7 +6,7 @@ from ninja_jwt.authentication import JWTAuth
 from backend.api.schemas import ErrorOut, InputText
 from backend.api.throttles import client_address, email_link_throttle, throttled
 from backend.models import User, field_max_length
-from backend.services.auth import auth_login, auth_logout, auth_refresh, user_register
+from backend.services.auth import auth_login, auth_logout, auth_refresh, user_register, user_update
 from backend.services.email_verification import email_verification_send
 
 router = Router(tags=["auth"])
@@ -17,6 +17,17 @@ class RegisterIn(Schema):
     email: InputText = Field(max_length=field_max_length(User, "email"))
     password: InputText = Field(max_length=User.PASSWORD_MAX_LENGTH)
     name: InputText = Field(max_length=field_max_length(User, "name"))
+    time_zone: InputText | None = Field(None, max_length=field_max_length(User, "time_zone"),
+                                        description="IANA name, e.g. Europe/Berlin; default UTC")
+
+
+class MeIn(Schema):
+    """The caller's own settings; a field left out stays as it is."""
+
+    name: InputText | None = Field(None, min_length=1, max_length=field_max_length(User, "name"))
+    time_zone: InputText | None = Field(None, max_length=field_max_length(User, "time_zone"),
+                                        description="IANA name, e.g. America/New_York: pages, emails and invites "
+                                                    "show times in it")
 
 
 class LoginIn(Schema):
@@ -52,6 +63,7 @@ class UserOut(Schema):
     email: str
     name: str
     email_verified: bool = Field(False, description="Whether the owner followed the link mailed to this address")
+    time_zone: str = Field(description="IANA name: where this person reads times")
     mentor_id: int | None
     mentor_stats: OwnMentorStatsOut | None = Field(None, description="Only for a mentor, only to themselves")
 
@@ -74,7 +86,7 @@ class UserOut(Schema):
 def register(request, payload: RegisterIn):
     """Too many registrations from one address (REGISTER_RATE_LIMIT): 429 `rate_limited` with Retry-After."""
     return 201, user_register(email=payload.email, password=payload.password, name=payload.name,
-                              site_url=request.build_absolute_uri("/"))
+                              time_zone=payload.time_zone, site_url=request.build_absolute_uri("/"))
 
 
 @router.post("/login", response={200: TokenPairOut, 400: ErrorOut, 401: ErrorOut, 422: ErrorOut, 429: ErrorOut})
@@ -109,3 +121,9 @@ def verify_email(request):
     REQUIRE_EMAIL_VERIFICATION is on). Past EMAIL_LINK_RATE_LIMIT: 429."""
     email_link_throttle(request, recipient=request.auth.email)
     return 202, {"sent": email_verification_send(user=request.auth, site_url=request.build_absolute_uri("/"))}
+
+
+@router.patch("/me", response={200: UserOut, 400: ErrorOut, 401: ErrorOut, 422: ErrorOut}, auth=JWTAuth())
+def update_me(request, payload: MeIn):
+    """Change one's own name or time zone (IANA name; anything else is 422 naming `time_zone`)."""
+    return user_update(user=request.auth, name=payload.name, time_zone=payload.time_zone)

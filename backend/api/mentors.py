@@ -1,4 +1,5 @@
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
+from typing import Literal
 
 from django.utils.dateparse import parse_date, parse_datetime
 from ninja import Field, Query, Router, Schema
@@ -7,9 +8,16 @@ from ninja_jwt.authentication import JWTAuth
 
 from backend.api.pagination import PageNumberPagination
 from backend.api.schemas import ErrorOut, InputText
+from backend.api.sessions import SessionOut
 from backend.errors import InvalidInput
-from backend.services.availability import mentor_availability, mentor_schedule_get, mentor_schedule_set
-from backend.services.mentors import mentor_get, mentor_list
+from backend.models import Mentor, field_max_length
+from backend.services.availability import (
+    mentor_availability,
+    mentor_schedule_get,
+    mentor_schedule_own,
+    mentor_schedule_set,
+)
+from backend.services.mentors import mentor_bookings, mentor_get, mentor_list, mentor_own, mentor_profile_update
 
 router = Router(tags=["mentors"])
 
@@ -57,11 +65,6 @@ def list_mentors(request, filters: Query[MentorFilters]):
     return mentor_list(expertise=filters.expertise, search=filters.q)
 
 
-@router.get("/{mentor_id}", response={200: MentorOut, 404: ErrorOut, 422: ErrorOut}, auth=None)
-def get_mentor(request, mentor_id: int):
-    return mentor_get(mentor_id=mentor_id)
-
-
 class IntervalOut(Schema):
     start: datetime
     end: datetime
@@ -73,17 +76,49 @@ class AvailabilityQuery(Schema):
 
 
 class WindowIn(Schema):
-    weekday: int = Field(description="0 Monday ... 6 Sunday")
-    start_time: time = Field(description="UTC, e.g. 09:00")
-    end_time: time = Field(description="UTC, after start_time")
+    weekday: int = Field(description="0 Monday ... 6 Sunday, of the window's start in the schedule's time zone")
+    start_time: time = Field(description="Local wall-clock time in the schedule's time zone, e.g. 09:00")
+    end_time: time = Field(description="Local; at or before start_time: the window ends the next day (22:00-02:00)")
 
 
 class WindowOut(WindowIn):
-    pass
+    time_zone: str = Field(description="IANA zone the window's times are in (UTC for schedules set before zones)")
+
+    @staticmethod
+    def resolve_time_zone(window):
+        return window.mentor.schedule_time_zone
 
 
 class ScheduleIn(Schema):
     windows: list[WindowIn]
+    time_zone: InputText | None = Field(None, max_length=64, description=(
+        "IANA zone of the windows and blocked dates; default: the schedule's own zone, or the mentor's time zone "
+        "for a first schedule"))
+    blocked_dates: list[date] | None = Field(None, description="Whole local days not bookable; left out: unchanged")
+
+
+class ScheduleOut(Schema):
+    """A mentor's schedule as stored: local wall-clock windows in `time_zone`, and blocked dates."""
+
+    time_zone: str
+    windows: list[WindowIn]
+    blocked_dates: list[date]
+
+
+class MentorProfileIn(Schema):
+    """A mentor's own profile; a field left out stays as it is. The price of a session is still
+    computed on the server from `hourly_rate`."""
+
+    name: InputText | None = Field(None, min_length=1, max_length=field_max_length(Mentor, "name"))
+    headline: InputText | None = Field(None, max_length=field_max_length(Mentor, "headline"))
+    bio: InputText | None = Field(None, max_length=5000)
+    hourly_rate: int | None = Field(None, gt=0, le=10_000_000, description="Minor units (cents) per hour")
+    currency: InputText | None = Field(None, min_length=3, max_length=3, description="ISO 4217, e.g. usd")
+
+
+class BookingsQuery(Schema):
+    when: Literal["upcoming", "past"] = Field("upcoming", description=(
+        "upcoming: not ended yet, soonest first; past: ended, latest first"))
 
 
 def _instant(value: str | None, field: str) -> datetime | None:
@@ -101,6 +136,50 @@ def _instant(value: str | None, field: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+# The caller's own routes first: /me must not be read as a mentor id.
+@router.put("/me/schedule", response={200: list[WindowOut], 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 422: ErrorOut},
+            auth=JWTAuth())
+def put_schedule(request, payload: ScheduleIn):
+    """Replace the caller's weekly schedule (mentors only); an empty list makes every time bookable.
+    Windows are local times in `time_zone`; `blocked_dates`, when given, replaces the blocked days.
+    Booked sessions are never removed by a change."""
+    schedule = mentor_schedule_set(user=request.auth, windows=[w.dict() for w in payload.windows],
+                                   time_zone=payload.time_zone, blocked_dates=payload.blocked_dates)
+    return mentor_schedule_get(mentor_id=schedule.mentor_id)
+
+
+@router.get("/me/schedule", response={200: ScheduleOut, 401: ErrorOut, 403: ErrorOut}, auth=JWTAuth())
+def get_own_schedule(request):
+    """The caller's schedule as stored (mentors only): windows in local time, with their zone, and blocked dates."""
+    return mentor_schedule_own(user=request.auth)
+
+
+@router.get("/me/bookings", response={200: list[SessionOut], 401: ErrorOut, 403: ErrorOut, 422: ErrorOut},
+            auth=JWTAuth())
+@paginate(PageNumberPagination, page_size=20)
+def list_own_bookings(request, filters: Query[BookingsQuery]):
+    """The caller's sessions as mentor (mentors only), by start: upcoming soonest first, or past latest first."""
+    return mentor_bookings(user=request.auth, when=filters.when)
+
+
+@router.get("/me", response={200: MentorOut, 401: ErrorOut, 403: ErrorOut}, auth=JWTAuth())
+def get_own_profile(request):
+    """The caller's mentor profile (mentors only), inactive or not."""
+    return mentor_own(user=request.auth)
+
+
+@router.patch("/me", response={200: MentorOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 422: ErrorOut},
+              auth=JWTAuth())
+def update_own_profile(request, payload: MentorProfileIn):
+    """Change one's name, headline, bio, hourly rate or currency (mentors only). Booked sessions keep their price."""
+    return mentor_profile_update(user=request.auth, **payload.dict(exclude_unset=True))
+
+
+@router.get("/{mentor_id}", response={200: MentorOut, 404: ErrorOut, 422: ErrorOut}, auth=None)
+def get_mentor(request, mentor_id: int):
+    return mentor_get(mentor_id=mentor_id)
+
+
 @router.get("/{mentor_id}/availability", response={200: list[IntervalOut], 404: ErrorOut, 422: ErrorOut}, auth=None)
 def get_availability(request, mentor_id: int, window: Query[AvailabilityQuery]):
     """Free intervals inside the booking window: the mentor's weekly schedule (or any time
@@ -110,15 +189,8 @@ def get_availability(request, mentor_id: int, window: Query[AvailabilityQuery]):
     return [{"start": start, "end": end} for start, end in intervals]
 
 
-@router.put("/me/schedule", response={200: list[WindowOut], 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 422: ErrorOut},
-            auth=JWTAuth())
-def put_schedule(request, payload: ScheduleIn):
-    """Replace the caller's weekly schedule (mentors only); an empty list makes every time bookable."""
-    return mentor_schedule_set(user=request.auth, windows=[w.dict() for w in payload.windows])
-
-
 @router.get("/{mentor_id}/schedule", response={200: list[WindowOut], 404: ErrorOut, 422: ErrorOut}, auth=None)
 def get_schedule(request, mentor_id: int):
-    """The mentor's weekly windows (UTC); empty: bookable at any time."""
+    """The mentor's weekly windows as stored: local times in each window's `time_zone`; empty: bookable at any time."""
     mentor_get(mentor_id=mentor_id)
     return mentor_schedule_get(mentor_id=mentor_id)

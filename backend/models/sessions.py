@@ -31,6 +31,15 @@ class Session(models.Model):
     currency = models.CharField(max_length=3)
     refunded_amount = models.PositiveIntegerField(default=0, help_text="Minor units refunded so far")
     is_disputed = models.BooleanField(default=False)
+    # Moves so far (SessionReschedule rows): the calendar invite's SEQUENCE, so calendars
+    # move the event rather than add one.
+    reschedule_count = models.PositiveIntegerField(default=0)
+    # The mentee's cancellation tiers, copied from settings.CANCELLATION_POLICY when the
+    # session is paid: [{"min_hours_before": 24, "refund_percent": 100}, ...]. Changing the
+    # settings never changes what a booking promised.
+    cancellation_policy = models.JSONField(null=True, blank=True)
+    # What a cancellation refunds (minor units): set when it is cancelled; null is everything.
+    cancellation_refund_amount = models.PositiveIntegerField(null=True, blank=True)
     stripe_payment_id = models.CharField(max_length=255, unique=True, null=True, blank=True, help_text="PaymentIntent id")
     stripe_checkout_session_id = models.CharField(max_length=255, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -64,3 +73,23 @@ class Session(models.Model):
 
     def __str__(self):
         return f"{self.title} ({self.scheduled_at:%Y-%m-%d %H:%M})"
+
+
+class SessionReschedule(models.Model):
+    """One move of a paid session to another slot: the payment stays, the slot changes."""
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="reschedules")
+    previous_scheduled_at = models.DateTimeField()
+    previous_ends_at = models.DateTimeField()
+    scheduled_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    by_mentor = models.BooleanField(help_text="Moved by the mentor (else by the mentee)")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "session_reschedules"
+        ordering = ["session", "created_at", "id"]
+
+    def __str__(self):
+        return f"session {self.session_id}: {self.previous_scheduled_at:%Y-%m-%d %H:%M} -> {self.scheduled_at:%Y-%m-%d %H:%M}"

@@ -19,7 +19,9 @@ from backend.errors import Conflict, InvalidInput, NotAuthenticated, RateLimited
 from backend.models import User
 from backend.services import rate_limits
 from backend.services.email_verification import EmailNotSent, email_verification_send
+from backend.services.local_time import DEFAULT_TIME_ZONE, time_zone_check
 from backend.services.rate_limits import address_key, rate_limit_count, rate_limit_exhausted
+from backend.services.text import text_storable_check
 
 LOGIN_RATE_GROUP = "auth_login_failures"
 # The refresh token's fingerprint of the password it was issued under.
@@ -34,12 +36,15 @@ class LoginRateLimited(RateLimited):
     pass
 
 
-def user_register(*, email: str, password: str, name: str, site_url: str | None = None) -> User:
-    """Create a mentee account; the password goes through Django's validators. With
-    REQUIRE_EMAIL_VERIFICATION (and the `site_url` the link leads to) the verification link
+def user_register(*, email: str, password: str, name: str, time_zone: str | None = None,
+                  site_url: str | None = None) -> User:
+    """Create a mentee account; the password goes through Django's validators. `time_zone`
+    (an IANA name, UTC when not given) is where the person reads times: pages, emails, invites.
+    With REQUIRE_EMAIL_VERIFICATION (and the `site_url` the link leads to) the verification link
     is mailed at once; if the mail server fails, the account stands and the link is asked again."""
     email = email.strip().lower()
     name = name.strip()
+    time_zone = time_zone_check(time_zone) if time_zone else DEFAULT_TIME_ZONE
     try:
         validate_email(email)
     except DjangoValidationError:
@@ -52,7 +57,7 @@ def user_register(*, email: str, password: str, name: str, site_url: str | None 
         raise InvalidInput(" ".join(exc.messages), field="password", code="weak_password")
     try:
         with transaction.atomic():
-            user = User.objects.create_user(email=email, password=password, name=name)
+            user = User.objects.create_user(email=email, password=password, name=name, time_zone=time_zone)
     except IntegrityError:
         raise Conflict("An account with this email already exists", field="email")
     if settings.REQUIRE_EMAIL_VERIFICATION and site_url:
@@ -60,6 +65,26 @@ def user_register(*, email: str, password: str, name: str, site_url: str | None 
             email_verification_send(user=user, site_url=site_url)
         except EmailNotSent:
             pass  # logged; the booking page and POST /api/auth/verify-email send it again
+    return user
+
+
+def user_update(*, user: User, name: str | None = None, time_zone: str | None = None) -> User:
+    """Change the caller's own name or time zone (an IANA name); `None` leaves a field as it is."""
+    fields = []
+    if name is not None:
+        name = name.strip()
+        if not name:
+            raise InvalidInput("Name must not be empty", field="name")
+        try:
+            user.name = text_storable_check(name)
+        except ValueError as exc:
+            raise InvalidInput(f"name {exc}", field="name")
+        fields.append("name")
+    if time_zone is not None:
+        user.time_zone = time_zone_check(time_zone)
+        fields.append("time_zone")
+    if fields:
+        user.save(update_fields=fields)
     return user
 
 

@@ -34,7 +34,8 @@ def checkout_price(*, hourly_rate: int, duration_minutes: int) -> int:
     return (hourly_rate * duration_minutes * 2 + 60) // 120
 
 
-def _validate_slot(*, scheduled_at: datetime, duration_minutes: int, now: datetime) -> None:
+def slot_start_check(*, scheduled_at: datetime, now: datetime) -> None:
+    """A start a session may be booked (or moved) to: with an offset, in the booking window."""
     if scheduled_at.tzinfo is None or scheduled_at.utcoffset() is None:
         raise InvalidInput("scheduled_at must carry a UTC offset, e.g. 2026-12-01T15:00:00Z", field="scheduled_at")
     if scheduled_at <= now:
@@ -48,6 +49,10 @@ def _validate_slot(*, scheduled_at: datetime, duration_minutes: int, now: dateti
         raise InvalidInput(
             f"scheduled_at must be within {settings.BOOKING_MAX_DAYS_AHEAD} days from now", field="scheduled_at"
         )
+
+
+def _validate_slot(*, scheduled_at: datetime, duration_minutes: int, now: datetime) -> None:
+    slot_start_check(scheduled_at=scheduled_at, now=now)
     if duration_minutes not in settings.BOOKING_ALLOWED_DURATIONS:
         allowed = ", ".join(str(d) for d in settings.BOOKING_ALLOWED_DURATIONS)
         raise InvalidInput(f"duration_minutes must be one of {allowed}", field="duration_minutes")

@@ -9,6 +9,7 @@ import logging
 
 from backend.errors import PaymentMismatch, PrerequisiteMissing
 from backend.models import Checkout, Mentor, Session
+from backend.services.cancellation_policy import cancellation_policy_current, cancellation_policy_snapshot
 from backend.services.dispatch import admin_alert_on_commit, notification_on_commit, stats_recompute_on_commit
 from backend.services.installation import installation
 from backend.services.mentors import mentor_stats_write
@@ -64,6 +65,8 @@ def _session_create(checkout: Checkout, stripe_session: dict, *, status: str, am
         payment_status=Session.PaymentStatus.PAID if paid else Session.PaymentStatus.PENDING,
         stripe_payment_id=stripe_session.get("payment_intent"),
         stripe_checkout_session_id=stripe_session["id"],
+        # What a cancellation refunds is fixed when the booking is paid.
+        cancellation_policy=cancellation_policy_current() if paid else None,
     )
     checkout.stripe_checkout_session_id = stripe_session["id"]
     checkout.status = Checkout.Status.COMPLETE
@@ -150,7 +153,8 @@ def checkout_async_payment_succeeded(*, stripe_session: dict) -> Session | None:
         return session
     session.payment_status = Session.PaymentStatus.PAID
     session.stripe_payment_id = session.stripe_payment_id or stripe_session.get("payment_intent")
-    session.save(update_fields=["payment_status", "stripe_payment_id", "updated_at"])
+    cancellation_policy_snapshot(session)
+    session.save(update_fields=["payment_status", "stripe_payment_id", "cancellation_policy", "updated_at"])
     if session.status == Session.Status.CANCELLED:
         # Cancelled while the debit was pending (by a party, or at its start time: the
         # pending-debit policy), so never delivered: the money goes back.

@@ -1,12 +1,14 @@
-"""Session emails (booked, refunded, cancelled, payment failed) and alerts to the admins.
+"""Session emails (booked, rescheduled, refunded, cancelled, payment failed) and alerts to the admins.
 
-Each email is recorded in a Notification row, unique per (session, kind, recipient),
-and sent only while that row is locked and unsent, so a retried or concurrent task
-never sends the same email twice.
+Each email is recorded in a Notification row, unique per (session, kind, recipient,
+revision: which move a `rescheduled` email is about), and sent only while that row is
+locked and unsent, so a retried or concurrent task never sends the same email twice.
+Each person reads times in their own time zone (User.time_zone), in the text and in the
+attached calendar file.
 """
 import logging
 import smtplib
-from datetime import UTC, datetime
+from datetime import UTC, timedelta
 from decimal import Decimal
 from email.utils import parseaddr
 
@@ -18,6 +20,8 @@ from django.utils import timezone
 from icalendar import Calendar, Event, vCalAddress
 
 from backend.models import Notification, Session
+from backend.services.cancellation_policy import cancellation_policy_lines, cancellation_policy_of
+from backend.services.local_time import local_range_text, zone
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +30,7 @@ Recipient = Notification.Recipient
 
 RECIPIENTS: dict[str, tuple[str, ...]] = {
     Kind.BOOKED: (Recipient.MENTEE, Recipient.MENTOR),
+    Kind.RESCHEDULED: (Recipient.MENTEE, Recipient.MENTOR),
     # The mentor only when they were told of the booking (see _recipients).
     Kind.REFUNDED: (Recipient.MENTEE, Recipient.MENTOR),
     Kind.CANCELLED: (Recipient.MENTEE, Recipient.MENTOR),
@@ -35,6 +40,7 @@ RECIPIENTS: dict[str, tuple[str, ...]] = {
 
 SUBJECTS: dict[str, str] = {
     Kind.BOOKED: "Session booked: {title}",
+    Kind.RESCHEDULED: "Session moved: {title}",
     Kind.REFUNDED: "Refund issued: {title}",
     Kind.CANCELLED: "Session cancelled: {title}",
     Kind.PAYMENT_FAILED: "Payment failed: {title}",
@@ -67,26 +73,34 @@ def notification_send(*, session_id: int, kind: str) -> int:
         return 0
 
     recipients = _recipients(session, kind)
+    # A `rescheduled` email is about the latest move: two quick moves make one email, of the last.
+    revision = session.reschedule_count if kind == Kind.RESCHEDULED else 0
     # Every recipient's row in one statement (an existing one is kept as it is).
     Notification.objects.bulk_create(
-        [Notification(session=session, kind=kind, recipient=recipient, email=_party(session, recipient)[1])
+        [Notification(session=session, kind=kind, recipient=recipient, revision=revision,
+                      email=_party(session, recipient)[1])
          for recipient in recipients],
         ignore_conflicts=True,
     )
-    attachment = _attachment(session, kind)  # the same invite for everyone: built once
+    attachments = {}  # one invite per time zone, built once
     mail = get_connection()  # one SMTP session for every recipient, opened at the first send
     try:
-        sent = sum(_notification_send_to(session=session, kind=kind, recipient=recipient,
-                                         attachment=attachment, mail=mail) for recipient in recipients)
+        sent = 0
+        for recipient in recipients:
+            tz_name = _time_zone(session, recipient)
+            if tz_name not in attachments:
+                attachments[tz_name] = _attachment(session, kind, tz_name)
+            sent += _notification_send_to(session=session, kind=kind, recipient=recipient, revision=revision,
+                                          attachment=attachments[tz_name], mail=mail)
     finally:
         mail.close()
     return sent
 
 
-def _notification_send_to(*, session: Session, kind: str, recipient: str, attachment, mail) -> int:
+def _notification_send_to(*, session: Session, kind: str, recipient: str, revision: int, attachment, mail) -> int:
     """One recipient's email, in its own transaction around the send: 1 if sent by this call."""
     with transaction.atomic():
-        claimed = _unsent_claim(session_id=session.pk, kind=kind, recipient=recipient)
+        claimed = _unsent_claim(session_id=session.pk, kind=kind, recipient=recipient, revision=revision)
         if claimed is None:
             return 0  # sent (or refused for good) already
         notification_id, address = claimed
@@ -111,17 +125,17 @@ def _notification_send_to(*, session: Session, kind: str, recipient: str, attach
 
 _CLAIM_UNSENT = f"""
 UPDATE {Notification._meta.db_table} SET sent_at = %s
-WHERE session_id = %s AND kind = %s AND recipient = %s AND sent_at IS NULL AND refused_at IS NULL
+WHERE session_id = %s AND kind = %s AND recipient = %s AND revision = %s AND sent_at IS NULL AND refused_at IS NULL
 RETURNING id, email
 """
 
 
-def _unsent_claim(*, session_id: int, kind: str, recipient: str) -> tuple[int, str] | None:
+def _unsent_claim(*, session_id: int, kind: str, recipient: str, revision: int) -> tuple[int, str] | None:
     """Mark the email sent, before sending it, and lock its row until the caller's
     transaction ends: if the send fails, the rollback makes it unsent again; a concurrent
     claim waits for the lock and then finds it sent. One statement: (id, address) or None."""
     with connection.cursor() as cursor:
-        cursor.execute(_CLAIM_UNSENT, [timezone.now(), session_id, kind, recipient])
+        cursor.execute(_CLAIM_UNSENT, [timezone.now(), session_id, kind, recipient, revision])
         return cursor.fetchone()
 
 
@@ -132,6 +146,8 @@ def _recipients(session: Session, kind: str) -> tuple[str, ...]:
     calendar (a delayed debit still pending at its start, cancelled by that policy): the
     mentor hears of it."""
     recipients = RECIPIENTS[kind]
+    if kind == Kind.RESCHEDULED and session.status != Session.Status.SCHEDULED:
+        return ()  # cancelled since it was moved: the cancellation says what matters
     if kind in (Kind.CANCELLED, Kind.REFUNDED) and session.scheduled_at > timezone.now() and not Notification.objects.filter(
         session=session, kind=Kind.BOOKED, recipient=Recipient.MENTOR
     ).exists():
@@ -159,6 +175,11 @@ def admin_alert(*, subject: str, message: str) -> None:
         logger.exception("Could not email the admin alert %r", subject)
 
 
+def _time_zone(session: Session, recipient: str) -> str:
+    """The recipient's own time zone, which their email and invite show times in."""
+    return session.mentor.user.time_zone if recipient == Recipient.MENTOR else session.mentee.time_zone
+
+
 def _party(session: Session, recipient: str) -> tuple[str, str]:
     """(name, email) of the mentee or the mentor."""
     if recipient == Recipient.MENTOR:
@@ -174,30 +195,26 @@ def money_format(amount: int, currency: str) -> str:
     return f"{value:,.{decimals}f} {code.upper()}"
 
 
-def _when(start: datetime, end: datetime) -> str:
-    """Like "Tuesday 3 March 2026, 15:00-16:00 UTC"; the end's date too when it differs."""
-    start, end = start.astimezone(UTC), end.astimezone(UTC)
-    day = f"{start:%A} {start.day} {start:%B %Y}"
-    if end.date() == start.date():
-        return f"{day}, {start:%H:%M}-{end:%H:%M} UTC"
-    return f"{day}, {start:%H:%M} UTC - {end:%A} {end.day} {end:%B %Y}, {end:%H:%M} UTC"
-
-
-def _attachment(session: Session, kind: str) -> tuple[str, str, str] | None:
+def _attachment(session: Session, kind: str, tz_name: str) -> tuple[str, str, str] | None:
     """The calendar file a `kind` email carries: (filename, content, mimetype), or None."""
-    if kind == Kind.BOOKED:
-        return "invite.ics", _ics_build(session=session, method="REQUEST"), "text/calendar; method=REQUEST"
+    if kind in (Kind.BOOKED, Kind.RESCHEDULED):
+        # A move: the same UID with the next SEQUENCE, so calendars move the event.
+        return "invite.ics", _ics_build(session=session, method="REQUEST", tz_name=tz_name), \
+            "text/calendar; method=REQUEST"
     if kind == Kind.CANCELLED:
         # Same UID with a higher SEQUENCE: calendars that took the invite drop the event.
-        return "cancel.ics", _ics_build(session=session, method="CANCEL"), "text/calendar; method=CANCEL"
+        return "cancel.ics", _ics_build(session=session, method="CANCEL", tz_name=tz_name), \
+            "text/calendar; method=CANCEL"
     return None
 
 
 def _email_build(*, session: Session, kind: str, recipient: str, to: str,
                  attachment: tuple[str, str, str] | None) -> EmailMultiAlternatives:
     name, _ = _party(session, recipient)
+    tz_name = _time_zone(session, recipient)
     start = session.scheduled_at.astimezone(UTC)
     end = session.ends_at.astimezone(UTC)
+    move = session.reschedules.order_by("-created_at", "-id").first() if kind == Kind.RESCHEDULED else None
     context = {
         "session": session,
         "recipient": recipient,
@@ -206,7 +223,11 @@ def _email_build(*, session: Session, kind: str, recipient: str, to: str,
         "mentee_name": session.mentee.name,
         "starts_at_iso": start.isoformat(),
         "ends_at_iso": end.isoformat(),
-        "when": _when(start, end),
+        "when": local_range_text(start, end, tz_name),
+        "time_zone": tz_name,
+        "previous_when": local_range_text(move.previous_scheduled_at, move.previous_ends_at, tz_name) if move else "",
+        "moved_by_mentor": bool(move and move.by_mentor),
+        "policy_lines": cancellation_policy_lines(cancellation_policy_of(session)),
         "duration_minutes": session.duration_minutes,
         "amount": money_format(session.amount, session.currency),
         "refunded_amount": money_format(session.refunded_amount, session.currency),
@@ -225,8 +246,10 @@ def _email_build(*, session: Session, kind: str, recipient: str, to: str,
     return message
 
 
-def _ics_build(*, session: Session, method: str) -> str:
-    """An iCalendar invite (or cancellation) for the session, in UTC, stable UID per session."""
+def _ics_build(*, session: Session, method: str, tz_name: str = "UTC") -> str:
+    """An iCalendar invite (or cancellation) for the session in the reader's time zone (a
+    VTIMEZONE with it), with one UID per session. SEQUENCE counts the changes: 0 when booked,
+    one more with each move, and one more again to cancel, so calendars update their event."""
     calendar = Calendar()
     calendar.add("prodid", ICS_PRODID)
     calendar.add("version", "2.0")
@@ -234,10 +257,11 @@ def _ics_build(*, session: Session, method: str) -> str:
 
     event = Event()
     event.add("uid", f"session-{session.pk}@myroadmap")
-    event.add("sequence", 0 if method == "REQUEST" else 1)
+    event.add("sequence", session.reschedule_count + (0 if method == "REQUEST" else 1))
     event.add("dtstamp", timezone.now().astimezone(UTC))
-    event.add("dtstart", session.scheduled_at.astimezone(UTC))
-    event.add("dtend", session.ends_at.astimezone(UTC))
+    tz = zone(tz_name)
+    event.add("dtstart", session.scheduled_at.astimezone(tz))
+    event.add("dtend", session.ends_at.astimezone(tz))
     event.add("summary", session.title)
     event.add("description", session.description or f"MyRoadmap session with {session.mentor.name}")
     event.add("status", "CONFIRMED" if method == "REQUEST" else "CANCELLED")
@@ -256,9 +280,13 @@ def _ics_build(*, session: Session, method: str) -> str:
         event.add("attendee", attendee)
 
     calendar.add_component(event)
+    # The zone's rules around the event only: a few lines, not 1970 to 2038.
+    calendar.add_missing_timezones(first_date=(session.scheduled_at - timedelta(days=366)).date(),
+                                   last_date=(session.ends_at + timedelta(days=366)).date())
     return calendar.to_ical().decode()
 
 
-def session_ics(*, session: Session) -> str:
-    """The session's calendar file for download: the invite, or its cancellation."""
-    return _ics_build(session=session, method="CANCEL" if session.status == Session.Status.CANCELLED else "REQUEST")
+def session_ics(*, session: Session, tz_name: str = "UTC") -> str:
+    """The session's calendar file for download, in the reader's time zone: the invite, or its cancellation."""
+    return _ics_build(session=session, method="CANCEL" if session.status == Session.Status.CANCELLED else "REQUEST",
+                      tz_name=tz_name)

@@ -184,15 +184,23 @@ def followups_sweep() -> dict[str, int]:
     due = {
         Notification.Kind.BOOKED: Q(payment_status=Session.PaymentStatus.PAID, status=Session.Status.SCHEDULED),
         # Announced only once Stripe says every refund succeeded.
-        Notification.Kind.REFUNDED: Q(payment_status=Session.PaymentStatus.REFUNDED) & ~Q(Exists(in_flight)),
+        # Or cancelled with the part of the payment its policy refunds (a mentee's late cancellation).
+        Notification.Kind.REFUNDED: (Q(payment_status=Session.PaymentStatus.REFUNDED) | (
+            cancelled & Q(cancellation_refund_amount__gt=0, refunded_amount__gte=F("cancellation_refund_amount"))
+        )) & ~Q(Exists(in_flight)),
         Notification.Kind.CANCELLED: cancelled & ~Q(payment_status=Session.PaymentStatus.PENDING),
         # Cancelled before paying: the delayed debit failed (a lost slot's notice is `cancelled`).
         Notification.Kind.PAYMENT_FAILED: cancelled & Q(payment_status=Session.PaymentStatus.PENDING)
         & ~Q(Exists(Notification.objects.filter(session=OuterRef("pk"), kind=Notification.Kind.CANCELLED))),
     }
+    # A moved session: the email about its latest move (revision = reschedule_count).
+    due[Notification.Kind.RESCHEDULED] = Q(status=Session.Status.SCHEDULED, reschedule_count__gt=0)
     for kind, condition in due.items():
+        sent = done.filter(kind=kind)
+        if kind == Notification.Kind.RESCHEDULED:
+            sent = sent.filter(revision=OuterRef("reschedule_count"))
         unsent = Session.objects.filter(condition, updated_at__lt=settled, updated_at__gte=recent).exclude(
-            Exists(done.filter(kind=kind))
+            Exists(sent)
         )
         for session_id in unsent.values_list("pk", flat=True)[:500]:
             notification_on_commit(session_id, kind)

@@ -71,14 +71,27 @@ def refund_create(*, session: Session, reason: str, requested_by: User | None = 
     return refund
 
 
-def refund_request(*, session: Session, requested_by: User | None, reason: str) -> Refund | None:
-    """Cancel `session` and refund what is left of its payment. Call with the row locked."""
+def refund_request(*, session: Session, requested_by: User | None, reason: str,
+                   amount: int | None = None) -> Refund | None:
+    """Cancel `session` and refund `amount` of its payment (default: all that is left). Call
+    with the row locked. The amount is kept on the session (`cancellation_refund_amount`), so
+    the settling of refund events tops up to it, never beyond."""
+    fields = []
+    if session.cancellation_refund_amount != amount:
+        session.cancellation_refund_amount = amount
+        fields.append("cancellation_refund_amount")
     if session.status != Session.Status.CANCELLED:
         session.status = Session.Status.CANCELLED
-        session.save(update_fields=["status", "updated_at"])
+        fields.append("status")
         stats_recompute_on_commit(session.mentor_id)
         notification_on_commit(session.pk, "cancelled")
-    return refund_create(session=session, reason=reason, requested_by=requested_by)
+    if fields:
+        session.save(update_fields=[*fields, "updated_at"])
+    if amount is not None:
+        amount -= session.refunded_amount
+        if amount <= 0:
+            return None
+    return refund_create(session=session, reason=reason, requested_by=requested_by, amount=amount)
 
 
 def refund_execute(*, refund_id: int) -> Refund:
@@ -201,7 +214,7 @@ def _refund_apply(session: Session, stripe_refund: dict) -> Refund:
 def _session_settle(session: Session) -> None:
     """Bring the session to Stripe's refunds as our rows now mirror them: refunded amount
     (up or down), payment status, the refund email once Stripe says succeeded, and a
-    top-up when a cancelled session, which the policy refunds in full, still holds money."""
+    top-up when a cancelled session still holds money its cancellation promised back."""
     totals = session.refunds.aggregate(
         counted=Sum("amount", filter=Q(status__in=COUNTED)),
         succeeded=Sum("amount", filter=Q(status=Refund.Status.SUCCEEDED)),
@@ -225,11 +238,16 @@ def _session_settle(session: Session) -> None:
         session.save(update_fields=[*fields, "updated_at"])
         stats_recompute_on_commit(session.mentor_id)
         logger.info("session %s: %d of %d refunded (%s)", session.pk, total, session.amount, session.payment_status)
-    if (totals["succeeded"] or 0) >= session.amount:
+    # A cancellation refunds what its policy said (all, unless a mentee cancelled late under tiers).
+    due = session.amount
+    if session.status == Session.Status.CANCELLED and session.cancellation_refund_amount is not None:
+        due = min(session.amount, session.cancellation_refund_amount)
+    if due and (totals["succeeded"] or 0) >= due:
         notification_on_commit(session.pk, "refunded")  # once per recipient, whatever the repeats
     unresolved_failure = session.refunds.filter(status=Refund.Status.FAILED, retried_by__isnull=True).exists()
-    if session.status == Session.Status.CANCELLED and not unresolved_failure:  # failures wait for an admin
-        refund_create(session=session, reason="the rest of a cancelled session's payment")
+    if session.status == Session.Status.CANCELLED and not unresolved_failure and total < due:
+        # Failures wait for an admin.
+        refund_create(session=session, reason="the rest of a cancelled session's payment", amount=due - total)
 
 
 def refund_event_apply(*, refund: dict) -> Session:

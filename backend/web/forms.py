@@ -6,7 +6,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django import forms
 from django.conf import settings
 
+from backend.errors import InvalidInput
 from backend.models import Checkout, User, field_max_length
+from backend.services.local_time import time_zone_check
+from backend.services.local_time import time_zone_choices as zone_names
 from backend.services.text import text_storable_check
 
 
@@ -53,6 +56,65 @@ class RegisterForm(forms.Form):
     name = forms.CharField(max_length=field_max_length(User, "name"), validators=[_storable_text])
     email = forms.EmailField(max_length=field_max_length(User, "email"))
     password = forms.CharField(widget=forms.PasswordInput, max_length=User.PASSWORD_MAX_LENGTH)
+    # Filled by the page's script with the browser's IANA zone; UTC without script (changeable on /account).
+    time_zone = forms.CharField(required=False, max_length=field_max_length(User, "time_zone"),
+                                widget=forms.HiddenInput)
+
+    def clean_time_zone(self) -> str:
+        # A browser's zone this machine does not know is no reason to refuse an account.
+        try:
+            return time_zone_check(self.cleaned_data.get("time_zone"))
+        except InvalidInput:
+            return "UTC"
+
+
+def time_zone_choices() -> list[tuple[str, str]]:
+    return [(name, name.replace("_", " ")) for name in zone_names()]
+
+
+class TimeZoneField(forms.CharField):
+    """An IANA zone picked from a list of current names; an old alias (Asia/Calcutta, which some
+    browsers report) is accepted too and stored under its current name."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", field_max_length(User, "time_zone"))
+        super().__init__(widget=forms.Select(choices=time_zone_choices()), **kwargs)
+
+    def clean(self, value):
+        value = super().clean(value)
+        try:
+            return time_zone_check(value)
+        except InvalidInput:
+            raise forms.ValidationError("Pick a time zone from the list, e.g. Europe/Berlin")
+
+
+def zone_offered(form: forms.Form, name: str, value: str | None) -> None:
+    """Keep a stored zone that the list does not offer (an old alias) selectable."""
+    widget = form.fields[name].widget
+    if value and value not in {choice for choice, _ in widget.choices}:
+        widget.choices = [*widget.choices, (value, value.replace("_", " "))]
+
+
+class AccountForm(forms.Form):
+    """A person's own settings: their name and the time zone they read times in."""
+
+    name = forms.CharField(max_length=field_max_length(User, "name"), validators=[_storable_text])
+    time_zone = TimeZoneField(label="Time zone", help_text="Pages, emails and calendar invites show times in it.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        zone_offered(self, "time_zone", self.initial.get("time_zone"))
+
+
+class RescheduleForm(forms.Form):
+    """The reschedule page: one of the free starts it offers (an ISO instant)."""
+
+    scheduled_at = forms.DateTimeField(label="New time", input_formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"])
+
+    def __init__(self, *args, starts: list[tuple[str, list[tuple[str, str]]]] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        # Grouped by day: [(day label, [(iso value, time label), ...]), ...].
+        self.fields["scheduled_at"].widget = forms.Select(choices=[("", "Pick a new time"), *starts])
 
 
 class LoginForm(forms.Form):

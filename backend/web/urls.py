@@ -1,6 +1,6 @@
 from django.urls import path
 
-from backend.web import views
+from backend.web import account, mentor_pages, reschedule, views
 
 app_name = "web"
 
@@ -11,6 +11,11 @@ urlpatterns = [
     path("sessions", views.sessions, name="sessions"),
     path("sessions/<int:session_id>/cancel", views.session_cancel_page, name="session_cancel"),
     path("sessions/<int:session_id>.ics", views.session_calendar, name="session_ics"),
+    path("sessions/<int:session_id>/reschedule", reschedule.session_reschedule_page, name="session_reschedule"),
+    path("mentor/bookings", mentor_pages.mentor_bookings_page, name="mentor_bookings"),
+    path("mentor/availability", mentor_pages.mentor_availability_page, name="mentor_availability"),
+    path("mentor/profile", mentor_pages.mentor_profile_page, name="mentor_profile"),
+    path("account", account.account_page, name="account"),
     path("login", views.login_page, name="login"),
     path("register", views.register_page, name="register"),
     path("logout", views.logout_page, name="logout"),

@@ -14,7 +14,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 from backend.errors import ApplicationError, NotFound
 from backend.services.auth import user_authenticate, user_register
 from backend.services.availability import mentor_availability
-from backend.services.cancellations import session_cancel, session_cancel_refundable
+from backend.services.cancellation_policy import cancellation_policy_current, cancellation_policy_lines
+from backend.services.cancellations import session_cancel, session_cancel_terms
 from backend.services.checkouts import checkout_create, checkout_holds_open, checkout_state_get
 from backend.services.email_verification import EmailNotVerified, email_verification_send, email_verify
 from backend.services.mentors import expertise_list, mentor_get, mentor_list
@@ -73,6 +74,7 @@ def mentor_detail(request, mentor_id: int):
     return render(request, "web/mentor.html", {
         "mentor": mentor, "form": form, "canceled": canceled, "held": held, "needs_verification": needs_verification,
         "free": mentor_availability(mentor_id=mentor.pk),  # the next 14 days
+        "policy_lines": cancellation_policy_lines(cancellation_policy_current()),
     }, status=(403 if needs_verification else 422) if form.errors else 200)
 
 
@@ -106,13 +108,12 @@ def session_cancel_page(request, session_id: int):
             request_throttle(request, group="session_cancel", rate_setting="CANCEL_RATE_LIMIT")
             session_cancel(user=request.user, session_id=session.pk, reason=request.POST.get("reason", "")[:500])
             messages.success(request, f"\u201c{session.title}\u201d is cancelled; the refund is on its way.")
-            return redirect("web:sessions")
+            return redirect("web:mentor_bookings" if session.mentor.user_id == request.user.pk else "web:sessions")
         except ApplicationError as exc:
             messages.error(request, exc.message)
-    is_mentor = session.mentor.user_id == request.user.pk
-    refundable = session_cancel_refundable(session=session, user=request.user)
+    terms = session_cancel_terms(session=session, user=request.user)
     return render(request, "web/session_cancel.html", {
-        "session": session, "is_mentor": is_mentor, "refundable": refundable,
+        "session": session, "is_mentor": terms.by_mentor, "refundable": terms.refundable, "terms": terms,
         "refund_cutoff_hours": settings.REFUND_CUTOFF_HOURS,
     })
 
@@ -123,7 +124,8 @@ def session_calendar(request, session_id: int):
         session = session_get_for_user(user=request.user, session_id=session_id)
     except NotFound:
         return render(request, "web/not_found.html", {"what": "This session"}, status=404)
-    response = HttpResponse(session_ics(session=session), content_type="text/calendar; charset=utf-8")
+    response = HttpResponse(session_ics(session=session, tz_name=request.user.time_zone),
+                            content_type="text/calendar; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="session-{session.pk}.ics"'
     return response
 

@@ -24,8 +24,8 @@ def test_register_login_me(client):
 
     me = client.get("/api/auth/me", HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
     assert me.status_code == 200
-    assert me.json() == {"id": response.json()["id"], "email": "ana@example.test", "name": "Ana", "mentor_id": None,
-                         "mentor_stats": None, "email_verified": False}
+    assert me.json() == {"id": response.json()["id"], "email": "ana@example.test", "name": "Ana", "time_zone": "UTC",
+                         "mentor_id": None, "mentor_stats": None, "email_verified": False}
 
 
 def test_refresh_gives_a_working_access_token(client):

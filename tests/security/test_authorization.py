@@ -9,7 +9,7 @@ import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.models import Permission
 
-from backend.models import Checkout, Refund, Session, User, WebhookEvent
+from backend.models import Checkout, Mentor, Refund, Session, User, WebhookEvent
 from tests.factories import PASSWORD, login, make_mentor, make_session, make_user
 
 pytestmark = pytest.mark.django_db
@@ -114,6 +114,42 @@ def test_only_its_mentee_or_mentor_cancels_a_session(client, world, actor, sessi
         assert not Refund.objects.filter(session=target).exists()
 
 
+# --- Moving one session (the same reach as cancelling) -----------------------------------------
+
+@pytest.mark.parametrize("actor,session", [(a, s) for a, row in CANCEL.items() for s in row])
+def test_only_its_mentee_or_mentor_moves_a_session(client, world, actor, session):
+    target = world.sessions[session]
+    new_start = (target.scheduled_at + timedelta(days=2)).replace(minute=0, second=0)
+    response = client.post(f"/api/sessions/{target.id}/reschedule", {"scheduled_at": new_start.isoformat()},
+                           content_type="application/json", **world.headers[actor])
+    assert response.status_code == CANCEL[actor][session], response.content
+    target_now = Session.objects.get(pk=target.pk)
+    assert (target_now.scheduled_at == new_start) == (response.status_code == 200)
+
+
+# --- A mentor's own schedule, profile and bookings ---------------------------------------------
+
+#               actor        -> GET /api/mentors/me/schedule, /me/bookings, /me
+MENTOR_OWN = {"anonymous": 401, "mentee_a": 403, "mentee_b": 403, "mentor": 200, "staff": 403}
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+@pytest.mark.parametrize("path", ["/api/mentors/me/schedule", "/api/mentors/me/bookings", "/api/mentors/me"])
+def test_only_a_mentor_reads_their_own_schedule_profile_and_bookings(client, world, actor, path):
+    response = client.get(path, **world.headers[actor])
+    assert response.status_code == MENTOR_OWN[actor], response.content
+    if path == "/api/mentors/me/bookings" and actor == "mentor":
+        assert {s["id"] for s in response.json()["items"]} == {s.id for s in world.sessions.values()}
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+def test_only_a_mentor_edits_their_own_profile(client, world, actor):
+    response = client.patch("/api/mentors/me", {"hourly_rate": 1}, content_type="application/json",
+                            **world.headers[actor])
+    assert response.status_code == MENTOR_OWN[actor], response.content
+    assert Mentor.objects.get(pk=world.mentor_id).hourly_rate == (1 if actor == "mentor" else 12000)
+
+
 # --- Who am I ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("actor", ACTORS)
@@ -167,7 +203,10 @@ PUBLIC = ["/api/mentors", "/api/mentors/{mentor_id}", "/api/mentors/{mentor_id}/
           "/api/openapi.json", "/api/docs"]
 BEARER_ONLY = [("get", "/api/auth/me"), ("get", "/api/sessions"), ("get", "/api/sessions/{session_id}"),
                ("post", "/api/sessions/{session_id}/cancel"), ("post", "/api/payments/create-checkout-session"),
-               ("get", "/api/payments/checkout-sessions/{cs_id}"), ("put", "/api/mentors/me/schedule")]
+               ("get", "/api/payments/checkout-sessions/{cs_id}"), ("put", "/api/mentors/me/schedule"),
+               ("patch", "/api/auth/me"), ("post", "/api/sessions/{session_id}/reschedule"),
+               ("get", "/api/mentors/me/schedule"), ("get", "/api/mentors/me/bookings"), ("get", "/api/mentors/me"),
+               ("patch", "/api/mentors/me")]
 
 
 @pytest.mark.parametrize("path", PUBLIC)

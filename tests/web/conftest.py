@@ -14,11 +14,10 @@ def stack(live_server, stripe_sandbox, celery_session_worker, settings):
     return live_server
 
 
-@pytest.fixture
-def browser_page(chromium):
-    """A fresh browser context in New York time that may reach nothing but loopback (127.0.0.1, localhost):
-    every other request is refused and listed in `page.offsite`."""
-    context = chromium.new_context(timezone_id="America/New_York", locale="en-US")
+def _loopback_page(chromium, timezone_id: str, **options):
+    """A page in a fresh context in `timezone_id` that may reach nothing but loopback (127.0.0.1,
+    localhost): every other request is refused and listed in `page.offsite`."""
+    context = chromium.new_context(timezone_id=timezone_id, locale="en-US", **options)
     offsite: list[str] = []
 
     def only_loopback(route):
@@ -32,5 +31,29 @@ def browser_page(chromium):
     page = context.new_page()
     page.set_default_timeout(15_000)
     page.offsite = offsite
+    return context, page
+
+
+@pytest.fixture
+def browser_page(chromium):
+    """A fresh browser context in New York time that may reach nothing but loopback (127.0.0.1, localhost):
+    every other request is refused and listed in `page.offsite`."""
+    context, page = _loopback_page(chromium, "America/New_York")
     yield page
     context.close()
+
+
+@pytest.fixture
+def browser_in(chromium):
+    """browser_in("Asia/Kolkata"): a loopback-only page whose browser lives in that time zone; one
+    context per call (two people, two browsers). Keyword options go to the context (viewport...)."""
+    contexts = []
+
+    def open_page(timezone_id: str, **options):
+        context, page = _loopback_page(chromium, timezone_id, **options)
+        contexts.append(context)
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()

@@ -13,6 +13,23 @@
     document.querySelectorAll(".tz-name").forEach(function (el) { el.textContent = zone; });
     var field = document.getElementById("id_timezone");
     if (field && !field.value) { field.value = zone; }
+    // Registration: the account's time zone (User.time_zone) is the browser's.
+    var accountZone = document.getElementById("id_time_zone");
+    if (accountZone && accountZone.type === "hidden" && !accountZone.value) { accountZone.value = zone; }
+    // Account page: offer the browser's zone.
+    document.querySelectorAll("[data-browser-zone]").forEach(function (button) {
+      button.textContent = "Use this browser's time zone (" + zone + ")";
+      button.hidden = false;
+      button.addEventListener("click", function () {
+        var select = document.getElementById("id_time_zone");
+        if (!select) { return; }
+        // Some browsers report an old name (Asia/Calcutta): offer it; the server stores its current name.
+        if (!Array.prototype.some.call(select.options, function (o) { return o.value === zone; })) {
+          select.add(new Option(zone, zone));
+        }
+        select.value = zone;
+      });
+    });
   }
 
   var MESSAGES = {
