@@ -7,6 +7,7 @@ from backend.api.schemas import ErrorOut, InputText
 from backend.api.throttles import client_address, throttled
 from backend.models import User, field_max_length
 from backend.services.auth import auth_login, auth_refresh, user_register
+from backend.services.payouts import mentor_payout_summary
 
 router = Router(tags=["auth"])
 
@@ -37,13 +38,20 @@ class AccessOut(Schema):
 
 
 class OwnMentorStatsOut(Schema):
-    """A mentor's own stats, earnings included (net of refunds, minor units of `currency`)."""
+    """A mentor's own stats, earnings included (net of refunds, minor units of `currency`), and
+    their payouts split: earned = paid_out + waiting - debt."""
 
     total_sessions: int
     total_minutes: int
     total_earnings: int
     currency: str
     updated_at: datetime | None = Field(alias="stats_updated_at")
+    earned: int = Field(description="The mentor's share (after the platform fee and refunds) of every session that "
+                                    "counts, paid out or not")
+    paid_out: int = Field(description="Transferred to the mentor's Stripe account, less what was reversed")
+    waiting: int = Field(description="Owed, not transferred yet (scheduled, waiting for the account, or held)")
+    reversed: int = Field(description="Taken back by transfer reversals after refunds or lost disputes")
+    debt: int = Field(description="Reversals Stripe refused (the balance was short), netted off the next payouts")
 
 
 class UserOut(Schema):
@@ -60,7 +68,12 @@ class UserOut(Schema):
 
     @staticmethod
     def resolve_mentor_stats(user):
-        return getattr(user, "mentor", None)
+        mentor = getattr(user, "mentor", None)
+        if mentor is None:
+            return None
+        stats = {name: getattr(mentor, name) for name in ("total_sessions", "total_minutes", "total_earnings",
+                                                          "currency", "stats_updated_at")}
+        return stats | mentor_payout_summary(mentor=mentor)
 
 
 @router.post("/register", response={201: UserOut, 400: ErrorOut, 409: ErrorOut, 422: ErrorOut, 429: ErrorOut})

@@ -2,14 +2,16 @@ from .checkouts import Checkout
 from .installation import Installation
 from .mentors import Expertise, Mentor
 from .notifications import Notification
+from .payouts import Payout, PayoutAccount, PayoutReversal
 from .refunds import Refund
 from .schedules import WeeklyAvailability
 from .sessions import Session
 from .users import User, UserManager
 from .webhooks import WebhookEvent
 
-__all__ = ["Checkout", "Expertise", "field_max_length", "Installation", "Mentor", "Notification", "Refund", "Session", "User", "UserManager",
-           "WebhookEvent", "WeeklyAvailability"]
+__all__ = ["Checkout", "Expertise", "field_max_length", "Installation", "Mentor", "Notification", "Payout",
+           "PayoutAccount", "PayoutReversal", "Refund", "Session", "User", "UserManager", "WebhookEvent",
+           "WeeklyAvailability"]
 
 
 def field_max_length(model, name: str) -> int:
