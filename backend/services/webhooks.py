@@ -102,7 +102,7 @@ def webhook_event_ingest(*, payload: bytes, signature: str | None, endpoint: str
     try:
         event = stripe_gateway.webhook_payload_verify(payload, signature, endpoint=endpoint)
     except stripe_gateway.WebhookPayloadInvalid as exc:
-        logger.warning("webhook refused (%s endpoint): %s", endpoint, exc)
+        logger.warning("webhook refused: %s (%s endpoint)", exc, endpoint)
         metrics.webhook_delivery(event_type="", outcome="refused", reason="invalid")
         raise WebhookRejected(REFUSED_DETAIL)
     if bool(event.get("livemode")) != stripe_gateway.key_is_live():
