@@ -13,6 +13,9 @@ from backend.models import (
     Expertise,
     Mentor,
     Notification,
+    Payout,
+    PayoutAccount,
+    PayoutReversal,
     Refund,
     Session,
     SessionReschedule,
@@ -20,6 +23,7 @@ from backend.models import (
     WebhookEvent,
     WeeklyAvailability,
 )
+from backend.services.payouts import mentor_payout_balances, payouts_hold, payouts_release, payouts_retry
 from backend.services.refunds import refund_admin_request, refunds_retry
 from backend.services.webhooks import webhook_events_retry
 
@@ -246,3 +250,102 @@ class NotificationAdmin(admin.ModelAdmin):
     list_filter = ["kind", "recipient", ("refused_at", admin.EmptyFieldListFilter)]
     search_fields = ["email", "session__title"]
     raw_id_fields = ["session"]
+
+
+@admin.register(PayoutAccount)
+class PayoutAccountAdmin(LedgerAdmin):
+    """The mentors' Stripe connected accounts as Stripe last described them, and what each
+    mentor is still owed or owes back."""
+
+    list_display = ["mentor", "stripe_account_id", "payouts_enabled", "charges_enabled", "disabled_reason",
+                    "balance_owed", "debt", "synced_at"]
+    list_filter = ["payouts_enabled", "charges_enabled", "details_submitted", ("deauthorized_at", admin.EmptyFieldListFilter)]
+    search_fields = ["stripe_account_id", "mentor__name", "mentor__user__email"]
+    raw_id_fields = ["mentor"]
+    money_fields = ["mentor", "stripe_account_id", "charges_enabled", "payouts_enabled", "details_submitted",
+                    "requirements_due", "disabled_reason", "payouts_enabled_at", "deauthorized_at", "links_created",
+                    "synced_at", "bank_payout_failure_code", "bank_payout_failure_message", "bank_payout_failed_at"]
+    readonly_fields = ["balance_owed", "debt"]
+
+    @admin.display(description="owed to the mentor")
+    def balance_owed(self, account):
+        return mentor_payout_balances(mentor_id=account.mentor_id, currency=account.mentor.currency)["owed"]
+
+    @admin.display(description="debt (netted off next payouts)")
+    def debt(self, account):
+        return mentor_payout_balances(mentor_id=account.mentor_id, currency=account.mentor.currency)["debt"]
+
+
+class PayoutReversalInline(admin.TabularInline):
+    model = PayoutReversal
+    extra = 0
+    can_delete = False
+    fields = ["amount", "status", "stripe_reversal_id", "reason", "failure_code", "attempts", "last_error",
+              "created_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Payout)
+class PayoutAdmin(LedgerAdmin):
+    """One per paid session. Money moves only through payouts_run; admins hold, release and
+    retry, each behind its own permission and logged."""
+
+    inlines = [PayoutReversalInline]
+    list_display = ["id", "session", "mentor", "amount", "currency", "status", "payable_at", "paid_at",
+                    "stripe_transfer_id", "amount_reversed", "short_error"]
+    list_filter = ["status", "currency", "dispute", "held_by_admin", ("stripe_transfer_id", admin.EmptyFieldListFilter)]
+    search_fields = ["stripe_transfer_id", "session__title", "mentor__name", "destination"]
+    date_hierarchy = "payable_at"
+    raw_id_fields = ["session", "mentor"]
+    money_fields = ["session", "mentor", "status", "amount", "currency", "fee", "fee_percent", "debt_recovered",
+                    "amount_reversed", "stripe_transfer_id", "stripe_charge_id", "destination", "payable_at",
+                    "paid_at", "sending_since", "transfer_attempts", "refusals", "held_by_admin", "dispute",
+                    "dispute_lost_amount", "last_error", "email_sent_at"]
+    actions = ["hold_selected", "release_selected", "retry_selected"]
+
+    @admin.display(description="error")
+    def short_error(self, payout):
+        return payout.last_error[:80]
+
+    def has_hold_permission(self, request):
+        return request.user.has_perm("backend.hold_payout")
+
+    def has_release_permission(self, request):
+        return request.user.has_perm("backend.release_payout")
+
+    def has_retry_permission(self, request):
+        return request.user.has_perm("backend.retry_payout")
+
+    @admin.action(description="Hold selected (not sent until released)", permissions=["hold"])
+    def hold_selected(self, request, queryset):
+        held = payouts_hold(payout_ids=list(queryset.values_list("pk", flat=True)))
+        self.log_action_outcomes(request, [(payout, "Held") for payout in held])
+        self.message_user(request, f"{len(held)} payout(s) held; paid or sending ones can't be.",
+                          messages.SUCCESS if held else messages.WARNING)
+
+    @admin.action(description="Release selected holds", permissions=["release"])
+    def release_selected(self, request, queryset):
+        released = payouts_release(payout_ids=list(queryset.values_list("pk", flat=True)))
+        self.log_action_outcomes(request, [(payout, "Released") for payout in released])
+        self.message_user(request, f"{len(released)} payout(s) released.",
+                          messages.SUCCESS if released else messages.WARNING)
+
+    @admin.action(description="Retry selected failed payouts", permissions=["retry"])
+    def retry_selected(self, request, queryset):
+        retried = payouts_retry(payout_ids=list(queryset.values_list("pk", flat=True)))
+        self.log_action_outcomes(request, [(payout, "Retry asked") for payout in retried])
+        self.message_user(request, f"{len(retried)} failed payout(s) scheduled again.",
+                          messages.SUCCESS if retried else messages.WARNING)
+
+
+@admin.register(PayoutReversal)
+class PayoutReversalAdmin(LedgerAdmin):
+    list_display = ["id", "payout", "amount", "status", "failure_code", "stripe_reversal_id", "reason", "created_at"]
+    list_filter = ["status", "failure_code"]
+    search_fields = ["stripe_reversal_id", "payout__stripe_transfer_id", "payout__session__title"]
+    raw_id_fields = ["payout"]
+    money_fields = ["payout", "amount", "status", "stripe_reversal_id", "reason", "failure_code", "attempts",
+                    "last_error", "email_sent_at"]

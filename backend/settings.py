@@ -230,6 +230,19 @@ STRIPE_WEBHOOK_SECRETS = env.list("STRIPE_WEBHOOK_SECRET", default=[])
 STRIPE_CONNECT_WEBHOOK_SECRETS = env.list("STRIPE_CONNECT_WEBHOOK_SECRET", default=[])
 # Unset: real Stripe. Set: the offline sandbox (stripe_sandbox/).
 STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
+# The Connect endpoint's own signing secret(s) (events of the mentors' connected accounts),
+# comma-separated during a rotation like the platform's.
+STRIPE_CONNECT_WEBHOOK_SECRETS = env.list("STRIPE_CONNECT_WEBHOOK_SECRET", default=[])
+
+# --- Payouts to mentors (Stripe Connect, separate charges and transfers) --------
+# The platform's fee, a whole percent of what the mentee paid (less refunds); the mentor gets
+# the rest. One rounding rule (services/payouts.py, mentor_share): fee = floor(amount x % / 100).
+PLATFORM_FEE_PERCENT = env.int("PLATFORM_FEE_PERCENT", default=15)
+if not 0 <= PLATFORM_FEE_PERCENT <= 100:
+    raise ImproperlyConfigured(f"PLATFORM_FEE_PERCENT must be between 0 and 100, not {PLATFORM_FEE_PERCENT}")
+# A session is payable this long after it ends (complaints, early disputes). Fractions allowed;
+# a negative value pays that long before the end (demos and tests use it to let time pass).
+PAYOUT_DELAY_HOURS = env.float("PAYOUT_DELAY_HOURS", default=48.0)
 
 # The webhook secret is what makes a "checkout.session.completed" ours and not anyone's: a
 # known one (the documented placeholder) lets whoever read the repository sign a payment
@@ -323,7 +336,8 @@ CELERY_CONTROL_EXCHANGE = env("CELERY_CONTROL_EXCHANGE", default="celery")
 NOTIFICATIONS_QUEUE = ("notifications" if CELERY_TASK_DEFAULT_QUEUE == "celery"
                        else f"{CELERY_TASK_DEFAULT_QUEUE}.notifications")
 CELERY_TASK_QUEUES = {CELERY_TASK_DEFAULT_QUEUE: {}, NOTIFICATIONS_QUEUE: {}}
-CELERY_TASK_ROUTES = {"send_session_notification": {"queue": NOTIFICATIONS_QUEUE}}
+CELERY_TASK_ROUTES = {"send_session_notification": {"queue": NOTIFICATIONS_QUEUE},
+                      "send_payout_notification": {"queue": NOTIFICATIONS_QUEUE}}
 
 # --- Cache (rate limits) -----------------------------------------------------
 # Shared by every gunicorn worker: Redis when the broker is Redis (keys under a prefix,

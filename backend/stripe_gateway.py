@@ -193,13 +193,114 @@ def event_retrieve(event_id: str) -> dict:
         raise _domain_error(exc) from exc
 
 
-def webhook_payload_verify(payload: bytes, signature_header: str | None) -> dict:
-    """The event in `payload` if its Stripe-Signature verifies against any of our secrets.
+# ---- Connect: the mentors' connected accounts, transfers to them, reversals ------------
+
+
+def account_create(*, idempotency_key: str, email: str, metadata: dict[str, str]) -> dict:
+    """A connected account that behaves like Express (Stripe hosts onboarding and the
+    mentor's dashboard; the platform pays fees and carries losses) able to receive transfers."""
+    params = {
+        "controller": {"stripe_dashboard": {"type": "express"}, "fees": {"payer": "application"},
+                       "losses": {"payments": "application"}},
+        "capabilities": {"transfers": {"requested": True}},
+        "email": email,
+        "metadata": metadata,
+    }
+    try:
+        return _client().v1.accounts.create(params=params, options={"idempotency_key": idempotency_key}).to_dict()
+    except stripe.StripeError as exc:
+        raise _domain_error(exc) from exc
+
+
+def account_retrieve(account_id: str) -> dict | None:
+    """The connected account as Stripe has it now; None when Stripe has no such account."""
+    try:
+        return _client().v1.accounts.retrieve(account_id).to_dict()
+    except stripe.InvalidRequestError as exc:
+        if exc.code == "resource_missing":
+            return None
+        raise _domain_error(exc) from exc
+    except stripe.StripeError as exc:
+        raise _domain_error(exc) from exc
+
+
+def accounts_list(*, created_gte: int):
+    """Every connected account created since `created_gte`, as plain dicts."""
+    return _listed(_client().v1.accounts, {"created": {"gte": created_gte}, "limit": 100})
+
+
+def account_link_create(*, idempotency_key: str, account_id: str, refresh_url: str, return_url: str) -> dict:
+    """A single-use link to Stripe's hosted onboarding for the account (its `url` expires in minutes)."""
+    params = {"account": account_id, "type": "account_onboarding", "refresh_url": refresh_url,
+              "return_url": return_url}
+    try:
+        return _client().v1.account_links.create(params=params, options={"idempotency_key": idempotency_key}).to_dict()
+    except stripe.StripeError as exc:
+        raise _domain_error(exc) from exc
+
+
+def transfer_create(*, idempotency_key: str, amount: int, currency: str, destination: str, source_transaction: str,
+                    transfer_group: str, description: str, metadata: dict[str, str]) -> dict:
+    """Move `amount` minor units of a charge's funds to a connected account, as Stripe's JSON."""
+    params = {"amount": amount, "currency": currency, "destination": destination,
+              "source_transaction": source_transaction, "transfer_group": transfer_group,
+              "description": description, "metadata": metadata}
+    try:
+        return _client().v1.transfers.create(params=params, options={"idempotency_key": idempotency_key}).to_dict()
+    except stripe.StripeError as exc:
+        raise _domain_error(exc) from exc
+
+
+def transfer_retrieve(transfer_id: str) -> dict | None:
+    try:
+        return _client().v1.transfers.retrieve(transfer_id).to_dict()
+    except stripe.InvalidRequestError as exc:
+        if exc.code == "resource_missing":
+            return None
+        raise _domain_error(exc) from exc
+    except stripe.StripeError as exc:
+        raise _domain_error(exc) from exc
+
+
+def transfers_list(*, created_gte: int | None = None, transfer_group: str | None = None):
+    """Transfers created since `created_gte`, or those of one transfer group, as plain dicts."""
+    params: dict = {"limit": 100}
+    if created_gte is not None:
+        params["created"] = {"gte": created_gte}
+    if transfer_group:
+        params["transfer_group"] = transfer_group
+    return _listed(_client().v1.transfers, params)
+
+
+def transfer_reversal_create(*, idempotency_key: str, transfer_id: str, amount: int, metadata: dict[str, str]) -> dict:
+    """Take `amount` minor units of a transfer back from the connected account. Stripe refuses
+    with code `balance_insufficient` when the account's balance can't cover it."""
+    params = {"amount": amount, "metadata": metadata}
+    try:
+        return _client().v1.transfers.reversals.create(
+            transfer_id, params=params, options={"idempotency_key": idempotency_key}).to_dict()
+    except stripe.StripeError as exc:
+        raise _domain_error(exc) from exc
+
+
+def transfer_reversals_list(transfer_id: str):
+    """Every reversal of one transfer, as plain dicts."""
+    try:
+        for reversal in _client().v1.transfers.reversals.list(transfer_id, params={"limit": 100}).auto_paging_iter():
+            yield reversal.to_dict()
+    except stripe.StripeError as exc:
+        raise _domain_error(exc) from exc
+
+
+def webhook_payload_verify(payload: bytes, signature_header: str | None, *, endpoint: str = "platform") -> dict:
+    """The event in `payload` if its Stripe-Signature verifies against any of our secrets
+    for that endpoint: the platform's (STRIPE_WEBHOOK_SECRET) or the Connect one's
+    (STRIPE_CONNECT_WEBHOOK_SECRET, events of the mentors' connected accounts).
 
     Several secrets are accepted so a rotation never drops events; the 300 s tolerance
     refuses replays of old deliveries.
     """
-    secrets = settings.STRIPE_WEBHOOK_SECRETS
+    secrets = settings.STRIPE_CONNECT_WEBHOOK_SECRETS if endpoint == "connect" else settings.STRIPE_WEBHOOK_SECRETS
     if not secrets:
         raise WebhookPayloadInvalid("no webhook secret is configured")
     if not signature_header:
@@ -275,4 +376,7 @@ def configuration_warnings() -> list[str]:
                         "settle through the reconciler (stripe listen prints a whsec_ to use)")
     if not settings.STRIPE_PUBLISHABLE_KEY:
         warnings.append("STRIPE_PUBLISHABLE_KEY is not set: GET /api/payments/config returns an empty key")
+    if not settings.STRIPE_CONNECT_WEBHOOK_SECRETS:
+        warnings.append("STRIPE_CONNECT_WEBHOOK_SECRET is not set: every Connect webhook will be refused and "
+                        "mentors' account changes only reach us through payouts_run's account refresh")
     return warnings

@@ -18,7 +18,8 @@ from .sandbox import Sandbox
 
 
 def routes(sandbox: Sandbox) -> list[Route]:
-    store, payments, dispatcher = sandbox.store, sandbox.payments, sandbox.dispatcher
+    store, payments, connect = sandbox.store, sandbox.payments, sandbox.connect
+    dispatchers = sandbox.dispatchers
 
     def pay(body, session_id):
         if body.get("method") == "bank_debit":
@@ -48,6 +49,24 @@ def routes(sandbox: Sandbox) -> list[Route]:
     def dispute(body, charge_id):
         return payments.dispute_create(charge_id, reason=body.get("reason", "fraudulent"))
 
+    def dispute_close(body, dispute_id):
+        return payments.dispute_close(dispute_id, body.get("outcome", ""))
+
+    def onboard(body, account_id):
+        return connect.account_onboard(account_id, body.get("outcome", "complete"))
+
+    def disable(body, account_id):
+        return connect.account_disable(account_id, body.get("reason", "rejected.other"))
+
+    def deauthorize(body, account_id):
+        return connect.account_deauthorize(account_id)
+
+    def payout(body, account_id):
+        return connect.payout_balance(account_id, body.get("outcome", "paid"))
+
+    def account_balance(query, account_id):
+        return connect.balance(account_id)
+
     def advance_clock(body):
         seconds = body.get("seconds")
         if not isinstance(seconds, (int, float)) or seconds < 0:
@@ -60,39 +79,52 @@ def routes(sandbox: Sandbox) -> list[Route]:
         return {"now": store.now(), "offset": store.clock_offset}
 
     def resend(body, event_id):
-        store.get(event_id, "event")
-        dispatcher.resend(event_id)
+        event = store.get(event_id, "event")
+        (sandbox.connect_dispatcher if event.get("account") else sandbox.dispatcher).resend(event_id)
         return {"resent": event_id}
+
+    def status():
+        """The platform endpoint's delivery state, with queued / in-flight / paused counting
+        the Connect endpoint's too (so "idle" means both are), and the Connect one apart."""
+        platform, connected = sandbox.dispatcher.status(), sandbox.connect_dispatcher.status()
+        return {**platform, "queued": platform["queued"] + connected["queued"],
+                "in_flight": platform["in_flight"] + connected["in_flight"],
+                "paused": platform["paused"] or connected["paused"], "connect": connected}
 
     def deliveries(query):
         with store.lock:
             attempts = [attempt for attempt in store.deliveries
-                        if all(attempt.get(name) == query[name] for name in ("event_id", "event_type")
+                        if all(attempt.get(name) == query[name] for name in ("event_id", "event_type", "endpoint")
                                if name in query)]
-        return {"data": attempts, **dispatcher.status()}
+        return {"data": attempts, **status()}
 
     def set_faults(body):
-        dispatcher.set_faults(_faults_updated(dispatcher.faults, body))
-        return dispatcher.status()
+        # The same faults on both endpoints: a flaky network is flaky for both.
+        faults = _faults_updated(sandbox.dispatcher.faults, body)
+        for dispatcher in dispatchers:
+            dispatcher.set_faults(faults)
+        return status()
 
     def set_api_faults(body):
         sandbox.api_faults = _faults_updated(sandbox.api_faults, body)
         return asdict(sandbox.api_faults)
 
     def pause(body):
-        dispatcher.pause()
-        return dispatcher.status()
+        for dispatcher in dispatchers:
+            dispatcher.pause()
+        return status()
 
     def resume(body):
-        dispatcher.resume()
-        return dispatcher.status()
+        for dispatcher in dispatchers:
+            dispatcher.resume()
+        return status()
 
     def reset(body):
         sandbox.reset()
         return {"reset": True}
 
     def health(query):
-        return {"ok": True, "now": store.now(), "webhooks": dispatcher.status()}
+        return {"ok": True, "now": store.now(), "webhooks": status()}
 
     prefix = "/_sandbox"
     return [
@@ -101,12 +133,18 @@ def routes(sandbox: Sandbox) -> list[Route]:
         _post(prefix + "/checkout/sessions/{id}/expire", expire_now),
         _post(prefix + "/charges/{id}/refund", refund),
         _post(prefix + "/charges/{id}/dispute", dispute),
+        _post(prefix + "/disputes/{id}/close", dispute_close),
+        _post(prefix + "/accounts/{id}/onboard", onboard),
+        _post(prefix + "/accounts/{id}/disable", disable),
+        _post(prefix + "/accounts/{id}/deauthorize", deauthorize),
+        _post(prefix + "/accounts/{id}/payout", payout),
+        _get(prefix + "/accounts/{id}/balance", account_balance),
         _post(prefix + "/clock/advance", advance_clock),
         _get(prefix + "/clock", clock),
         _post(prefix + "/events/{id}/resend", resend),
         _get(prefix + "/deliveries", deliveries),
         _post(prefix + "/webhooks/faults", set_faults),
-        _get(prefix + "/webhooks", lambda query: dispatcher.status()),
+        _get(prefix + "/webhooks", lambda query: status()),
         _post(prefix + "/api/faults", set_api_faults),
         _post(prefix + "/webhooks/pause", pause),
         _post(prefix + "/webhooks/resume", resume),
@@ -148,7 +186,8 @@ def _post(path: str, action) -> Route:
 def _get(path: str, action) -> Route:
     async def endpoint(request: Request):
         try:
-            return JSONResponse(action(dict(request.query_params)))
+            arguments = [request.path_params["id"]] if "id" in request.path_params else []
+            return JSONResponse(action(dict(request.query_params), *arguments))
         except StripeApiError as error:
             return _error(error)
     return Route(path, endpoint, methods=["GET"])

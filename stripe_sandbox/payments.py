@@ -439,6 +439,24 @@ class Payments:
             self.store.save()
             return dispute
 
+    def dispute_close(self, dispute_id: str, outcome: str) -> dict:
+        """The card network decides: "won" (the money stays with the platform) or "lost" (the
+        disputed amount is gone for good). Emits charge.dispute.closed."""
+        if outcome not in ("won", "lost"):
+            raise parameter_invalid("outcome", "outcome must be won or lost")
+        with self.store.lock:
+            dispute = self.store.get(dispute_id, "dispute")
+            if dispute["status"] in ("won", "lost"):
+                raise StripeApiError(400, f"Dispute {dispute_id} is already closed ({dispute['status']}).",
+                                     param="dispute")
+            previous = {"status": dispute["status"]}
+            dispute["status"] = outcome
+            dispute["evidence_details"]["submission_count"] += 1
+            dispute["evidence_details"]["has_evidence"] = True
+            self.events.emit("charge.dispute.closed", dispute, previous_attributes=previous)
+            self.store.save()
+            return dispute
+
     # ---- Time ------------------------------------------------------------------------
 
     def clock_tick(self) -> None:

@@ -31,6 +31,9 @@ class DeliverySettings:
     timeout: float = 5.0
     # With a reorder window, wait this long for a window to fill before shuffling it.
     reorder_linger: float = 0.3
+    # The Connect endpoint: sent only events of connected accounts (with `account`); the
+    # platform's endpoint only the platform's own.
+    connect: bool = False
 
 
 @dataclass
@@ -77,11 +80,18 @@ class WebhookDispatcher:
     def enabled(self) -> bool:
         return bool(self.settings.url)
 
+    @property
+    def endpoint(self) -> str:
+        return "connect" if self.settings.connect else "platform"
+
+    def _mine(self, event: dict) -> bool:
+        return bool(event.get("account")) == self.settings.connect
+
     def start(self) -> None:
         if not self.enabled:
             return
         for event in self.store.newest_first("event")[::-1]:
-            if not self.store.internal[event["id"]].get("delivered"):
+            if self._mine(event) and not self.store.internal[event["id"]].get("delivered"):
                 self._push(event["id"], attempt=1, copy="original", delay=0)
         self._thread = threading.Thread(target=self._run, name="webhook-delivery", daemon=True)
         self._thread.start()
@@ -97,8 +107,8 @@ class WebhookDispatcher:
     # ---- Called by the API and the control API ----------------------------------------
 
     def event_created(self, event: dict) -> None:
-        if not self.enabled or not event["pending_webhooks"]:  # no endpoint, or not subscribed to the type
-            return
+        if not self.enabled or not self._mine(event) or not event["pending_webhooks"]:
+            return  # no endpoint, another endpoint's event, or not subscribed to the type
         with self._condition:
             delay = self.faults.delay_ms / 1000
             self._push(event["id"], attempt=1, copy="original", delay=delay)
@@ -215,6 +225,7 @@ class WebhookDispatcher:
                 return
             self.store.record_delivery({
                 "id": new_id("whdel_"), "event_id": job.event_id, "event_type": event["type"],
+                "endpoint": self.endpoint,
                 "attempt": job.attempt, "copy": job.copy, "status_code": status_code,
                 "error": error, "fault": fault, "succeeded": succeeded, "time": started,
                 "duration_ms": round((time.time() - started) * 1000, 1)})

@@ -140,6 +140,7 @@ def in_process_worker_quiet_between_tests(request):
 
 STRIPE_TEST_KEY = "sk_test_backend_suite"
 WEBHOOK_SECRET = "whsec_backend_suite"
+CONNECT_WEBHOOK_SECRET = "whsec_backend_suite_connect"
 
 
 @pytest.fixture(scope="session")
@@ -149,6 +150,8 @@ def stripe_sandbox_process(live_server):
     with SandboxProcess(
         webhook_url=f"{live_server.url}/api/payments/webhook",
         webhook_secret=WEBHOOK_SECRET,
+        connect_webhook_url=f"{live_server.url}/api/payments/connect-webhook",
+        connect_webhook_secret=CONNECT_WEBHOOK_SECRET,
         retry_base=0.1,
         max_attempts=6,
         retry_max_delay=1.0,
@@ -158,12 +161,13 @@ def stripe_sandbox_process(live_server):
 
 @pytest.fixture
 def stripe_sandbox(stripe_sandbox_process, settings):
-    """A clean sandbox, with the backend's settings pointing at it (key, base, webhook secret)."""
+    """A clean sandbox, with the backend's settings pointing at it (key, base, webhook secrets)."""
     stripe_sandbox_process.reset()
     settings.STRIPE_SECRET_KEY = STRIPE_TEST_KEY
     settings.STRIPE_PUBLISHABLE_KEY = "pk_test_backend_suite"
     settings.STRIPE_API_BASE = stripe_sandbox_process.api_base
     settings.STRIPE_WEBHOOK_SECRETS = [WEBHOOK_SECRET]
+    settings.STRIPE_CONNECT_WEBHOOK_SECRETS = [CONNECT_WEBHOOK_SECRET]
     yield stripe_sandbox_process
     # Let in-flight deliveries land before the database is flushed for the next test. What a
     # paused sandbox holds never goes out (the next test's reset drops it): waiting for it

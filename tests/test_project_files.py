@@ -91,11 +91,14 @@ def test_compose_environment_names_are_settings_the_code_reads(monkeypatch):
     # The sandbox's command line is one its own parser accepts, delivering to the web service.
     sandbox = services["sandbox"]["command"]
     assert sandbox[:3] == ["python", "-m", "stripe_sandbox"]
-    assert set(services["sandbox"]["environment"]) == {"STRIPE_WEBHOOK_SECRET"}
+    assert set(services["sandbox"]["environment"]) == {"STRIPE_WEBHOOK_SECRET", "STRIPE_CONNECT_WEBHOOK_SECRET"}
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_from_compose")
+    monkeypatch.setenv("STRIPE_CONNECT_WEBHOOK_SECRET", "whsec_connect_from_compose")
     config = parse_config(sandbox[3:])
     assert config.webhook_url == "http://web:8002/api/payments/webhook"
     assert config.webhook_secret == "whsec_from_compose"
+    assert config.connect_webhook_url == "http://web:8002/api/payments/connect-webhook"
+    assert config.connect_webhook_secret == "whsec_connect_from_compose"
     # The beat healthcheck's command exists and knows its check.
     beat_check = services["beat"]["healthcheck"]["test"]
     assert beat_check[1:4] == ["python", "manage.py", "payments_status"] and "beat" in beat_check
@@ -135,14 +138,19 @@ def test_the_suite_names_the_url_of_a_service_that_is_down():
 
 def test_the_sandbox_endpoints_and_the_readme_subscribe_to_exactly_the_handled_events():
     """One list, four places: the handlers, the Procfile's and compose's sandbox, and the
-    README's Dashboard instructions. A handler added without its subscription never runs."""
-    from backend.services.webhooks import EVENT_HANDLERS
+    README's Dashboard instructions; for the platform's endpoint and for the Connect one.
+    A handler added without its subscription never runs."""
+    from backend.services.webhooks import CONNECT_EVENT_HANDLERS, EVENT_HANDLERS
 
-    handled = set(EVENT_HANDLERS)
-    procfile = re.search(r"--webhook-events (\S+)", (ROOT / "Procfile").read_text()).group(1)
-    compose = re.search(r'"--webhook-events", "([^"]+)"', (ROOT / "docker-compose.yml").read_text()).group(1)
-    assert set(procfile.split(",")) == handled
-    assert set(compose.split(",")) == handled
     readme = (ROOT / "README.md").read_text()
-    step = readme[readme.index("3. Events to select for the endpoint"):readme.index("4. `make run`")]
-    assert set(re.findall(r"`([a-z_.]+\.[a-z_.]+)`", step)) == handled
+    for flag, handled, start, end in (
+        ("--webhook-events", set(EVENT_HANDLERS), "3. Events to select for the endpoint", "4. `make run`"),
+        ("--connect-webhook-events", set(CONNECT_EVENT_HANDLERS), "5. The Connect endpoint",
+         "6. Payouts need no other setup"),
+    ):
+        procfile = re.search(flag + r" (\S+)", (ROOT / "Procfile").read_text()).group(1)
+        compose = re.search(f'"{flag}", "([^"]+)"', (ROOT / "docker-compose.yml").read_text()).group(1)
+        assert set(procfile.split(",")) == handled, flag
+        assert set(compose.split(",")) == handled, flag
+        step = readme[readme.index(start):readme.index(end)]
+        assert set(re.findall(r"`([a-z_.]+\.[a-z_.]+)`", step)) == handled, flag

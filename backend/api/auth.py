@@ -8,6 +8,7 @@ from backend.api.throttles import client_address, email_link_throttle, throttled
 from backend.models import User, field_max_length
 from backend.services.auth import auth_login, auth_logout, auth_refresh, user_register, user_update
 from backend.services.email_verification import email_verification_send
+from backend.services.payouts import mentor_payout_summary
 
 router = Router(tags=["auth"])
 
@@ -45,13 +46,20 @@ class TokenPairOut(Schema):
 
 
 class OwnMentorStatsOut(Schema):
-    """A mentor's own stats, earnings included (net of refunds, minor units of `currency`)."""
+    """A mentor's own stats, earnings included (net of refunds, minor units of `currency`), and
+    their payouts split: earned = paid_out + waiting - debt."""
 
     total_sessions: int
     total_minutes: int
     total_earnings: int
     currency: str
     updated_at: datetime | None = Field(alias="stats_updated_at")
+    earned: int = Field(description="The mentor's share (after the platform fee and refunds) of every session that "
+                                    "counts, paid out or not")
+    paid_out: int = Field(description="Transferred to the mentor's Stripe account, less what was reversed")
+    waiting: int = Field(description="Owed, not transferred yet (scheduled, waiting for the account, or held)")
+    reversed: int = Field(description="Taken back by transfer reversals after refunds or lost disputes")
+    debt: int = Field(description="Reversals Stripe refused (the balance was short), netted off the next payouts")
 
 
 class EmailVerificationOut(Schema):
@@ -78,7 +86,12 @@ class UserOut(Schema):
 
     @staticmethod
     def resolve_mentor_stats(user):
-        return getattr(user, "mentor", None)
+        mentor = getattr(user, "mentor", None)
+        if mentor is None:
+            return None
+        stats = {name: getattr(mentor, name) for name in ("total_sessions", "total_minutes", "total_earnings",
+                                                          "currency", "stats_updated_at")}
+        return stats | mentor_payout_summary(mentor=mentor)
 
 
 @router.post("/register", response={201: UserOut, 400: ErrorOut, 409: ErrorOut, 422: ErrorOut, 429: ErrorOut})

@@ -110,5 +110,17 @@ def stripe_webhook(request):
     return HttpResponse(_WEBHOOK_DUPLICATE if not created else _WEBHOOK_STORED, content_type="application/json")
 
 
+@router.post("/connect-webhook", response={200: WebhookOut, 400: ErrorOut, 413: ErrorOut}, auth=None)
+def stripe_connect_webhook(request):
+    """Stripe's signed events of the mentors' connected accounts (the Connect endpoint, signed
+    with STRIPE_CONNECT_WEBHOOK_SECRET); stored in the same outbox, answered like /webhook."""
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    if not declared.isdigit() or int(declared) > MAX_PAYLOAD_BYTES:
+        raise WebhookPayloadTooLarge(f"Webhook body over {MAX_PAYLOAD_BYTES} bytes")
+    _, created = webhook_event_ingest(payload=request.body, signature=request.headers.get("Stripe-Signature"),
+                                      endpoint="connect")
+    return HttpResponse(_WEBHOOK_DUPLICATE if not created else _WEBHOOK_STORED, content_type="application/json")
+
+
 _WEBHOOK_STORED = json.dumps(WebhookOut(received=True, duplicate=False).model_dump()).encode()
 _WEBHOOK_DUPLICATE = json.dumps(WebhookOut(received=True, duplicate=True).model_dump()).encode()

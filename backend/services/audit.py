@@ -29,6 +29,7 @@ from django.db.models import Q
 from backend import stripe_gateway
 from backend.models import Checkout, Refund, Session
 from backend.services.notifications import admin_alert
+from backend.services.payouts_audit import payouts_audit
 from backend.services.refunds import REFUND_STATUS
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ def payments_audit(*, since: datetime, until: datetime) -> AuditReport:
     found += _captured_without_session(checkouts, sessions, stripe_sessions, charges)
     for session in sessions:
         found += _session_against_stripe(session, charges, refunds_of)
+    found += [Discrepancy(*finding) for finding in payouts_audit(since=since, until=until)]
     report = AuditReport(since=since, until=until, checkouts=len(checkouts), sessions=len(sessions),
                          refunds=sum(len(s.refunds.all()) for s in sessions), discrepancies=found)
     logger.log(logging.ERROR if found else logging.INFO, "payments audit %s..%s: %d checkout(s), %d session(s), "

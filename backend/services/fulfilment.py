@@ -13,6 +13,7 @@ from backend.services.cancellation_policy import cancellation_policy_current, ca
 from backend.services.dispatch import admin_alert_on_commit, notification_on_commit, stats_recompute_on_commit
 from backend.services.installation import installation
 from backend.services.mentors import mentor_stats_write
+from backend.services.payouts import payout_dispute_opened
 from backend.services.refunds import refund_create
 from backend.services.sessions import session_for_payment
 from backend.services.slots import slot_conflict
@@ -199,8 +200,9 @@ def checkout_expire(*, stripe_session: dict) -> Checkout | None:
 
 
 def dispute_open(*, dispute: dict) -> Session:
-    """charge.dispute.created: flag the session and tell the admins."""
+    """charge.dispute.created: flag the session, hold its payout, and tell the admins."""
     session = session_for_payment(dispute.get("payment_intent"))
+    payout_dispute_opened(session=session)
     if not session.is_disputed:
         session.is_disputed = True
         session.save(update_fields=["is_disputed", "updated_at"])

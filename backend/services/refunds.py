@@ -21,6 +21,7 @@ from backend.models import Refund, Session, User
 from backend.services.dispatch import (
     admin_alert_on_commit,
     notification_on_commit,
+    payout_settle_on_commit,
     refund_execute_on_commit,
     stats_recompute_on_commit,
 )
@@ -237,6 +238,7 @@ def _session_settle(session: Session) -> None:
     if fields:
         session.save(update_fields=[*fields, "updated_at"])
         stats_recompute_on_commit(session.mentor_id)
+        payout_settle_on_commit(session.pk)  # a paid payout gives the mentor's share of it back
         logger.info("session %s: %d of %d refunded (%s)", session.pk, total, session.amount, session.payment_status)
     # A cancellation refunds what its policy said (all, unless a mentee cancelled late under tiers).
     due = session.amount

@@ -20,7 +20,7 @@ from backend.errors import NotOurs, WebhookPayloadTooLarge, WebhookRejected
 from backend.models import WebhookEvent
 from backend.observability import context as log_context
 from backend.observability import metrics
-from backend.services import fulfilment, refunds
+from backend.services import fulfilment, payout_accounts, payouts, refunds
 from backend.services.dispatch import PROCESS_WEBHOOK_EVENT, admin_alert_on_commit, task_send
 from backend.services.retries import error_is_transient, error_text, retries_exhausted, retry_delay
 from backend.services.text import text_storable_repaired
@@ -46,7 +46,31 @@ EVENT_HANDLERS: dict[str, Callable[[dict], object]] = {
     "refund.updated": _data_object(refunds.refund_event_apply, "refund"),
     "refund.failed": _data_object(refunds.refund_event_apply, "refund"),
     "charge.dispute.created": _data_object(fulfilment.dispute_open, "dispute"),
+    "charge.dispute.closed": _data_object(payouts.dispute_closed_apply, "dispute"),
+    # An event of the platform's own account: reversals of our transfers (ours, or the Dashboard's).
+    "transfer.reversed": _data_object(payouts.transfer_reversed_apply, "transfer"),
 }
+
+
+def _of_account(handler: Callable[..., object], argument: str) -> Callable[[dict], object]:
+    return lambda event: handler(stripe_account=event.get("account"), **{argument: event["data"]["object"]})
+
+
+# Events of the mentors' connected accounts (they carry `account`), from the Connect endpoint.
+# An account we don't know raises NotOurs: stored as ignored.
+CONNECT_EVENT_HANDLERS: dict[str, Callable[[dict], object]] = {
+    "account.updated": _of_account(payout_accounts.account_updated_apply, "account"),
+    "account.application.deauthorized": _of_account(payout_accounts.account_deauthorized_apply, "application"),
+    "payout.failed": _of_account(payout_accounts.bank_payout_failed_apply, "payout"),
+    "payout.paid": _of_account(payout_accounts.bank_payout_paid_apply, "payout"),
+    # Stripe sends it to the platform's endpoint; accepted here too if it is ever subscribed there.
+    "transfer.reversed": _data_object(payouts.transfer_reversed_apply, "transfer"),
+}
+
+
+def event_handlers_for(event: dict) -> dict[str, Callable[[dict], object]]:
+    """Events are routed by their `account`: a connected account's go to the Connect handlers."""
+    return CONNECT_EVENT_HANDLERS if event.get("account") else EVENT_HANDLERS
 
 _INSERT_IF_NEW = f"""
 INSERT INTO {WebhookEvent._meta.db_table}
@@ -64,8 +88,10 @@ MAX_EVENT_ID_LENGTH = WebhookEvent._meta.get_field("stripe_event_id").max_length
 REFUSED_DETAIL = "Webhook refused: not a valid Stripe event for this endpoint"
 
 
-def webhook_event_ingest(*, payload: bytes, signature: str | None) -> tuple[str, bool]:
-    """Verify and store one delivery. Returns (event id, whether it was new).
+def webhook_event_ingest(*, payload: bytes, signature: str | None, endpoint: str = "platform") -> tuple[str, bool]:
+    """Verify and store one delivery. Returns (event id, whether it was new). `endpoint`
+    "connect": the Connect endpoint's delivery, verified with its own secret; stored in the
+    same outbox and processed by the same worker path.
 
     An unverified body gets one generic answer (no parser detail for whoever probes the
     endpoint); the reason is logged. A verified event we cannot store is refused naming why.
@@ -74,9 +100,9 @@ def webhook_event_ingest(*, payload: bytes, signature: str | None) -> tuple[str,
         metrics.webhook_delivery(event_type="", outcome="refused", reason="too_large")
         raise WebhookPayloadTooLarge(f"Webhook body over {MAX_PAYLOAD_BYTES} bytes")
     try:
-        event = stripe_gateway.webhook_payload_verify(payload, signature)
+        event = stripe_gateway.webhook_payload_verify(payload, signature, endpoint=endpoint)
     except stripe_gateway.WebhookPayloadInvalid as exc:
-        logger.warning("webhook refused: %s", exc)
+        logger.warning("webhook refused: %s (%s endpoint)", exc, endpoint)
         metrics.webhook_delivery(event_type="", outcome="refused", reason="invalid")
         raise WebhookRejected(REFUSED_DETAIL)
     if bool(event.get("livemode")) != stripe_gateway.key_is_live():
@@ -105,7 +131,7 @@ def webhook_event_store(event: dict, *, payload_json: str | None = None) -> bool
     INSERT wins, and only the winner's row is there for the relay.
     """
     event_id, event_type = event["id"], text_storable_repaired(event["type"])
-    handled = event_type in EVENT_HANDLERS
+    handled = event_type in event_handlers_for(event)
     status = WebhookEvent.Status.RECEIVED if handled else WebhookEvent.Status.IGNORED
     now = timezone.now()
     # PostgreSQL's jsonb and SQLite's text both take the JSON string.
@@ -182,7 +208,7 @@ def webhook_event_process(*, stripe_event_id: str) -> str:
         if event.status in (WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED):
             return event.status
         log_context.bind_stripe_event(event.payload)
-        handler = EVENT_HANDLERS.get(event.type)
+        handler = event_handlers_for(event.payload).get(event.type)
         if handler is None:
             event.status = WebhookEvent.Status.IGNORED
         else:
@@ -256,7 +282,8 @@ def webhook_event_replay(*, stripe_event_id: str) -> str:
     are idempotent, so replaying a processed event changes nothing that is already right."""
     if not WebhookEvent.objects.filter(stripe_event_id=stripe_event_id).exists():
         webhook_event_store(stripe_gateway.event_retrieve(stripe_event_id))
-    WebhookEvent.objects.filter(stripe_event_id=stripe_event_id, type__in=list(EVENT_HANDLERS)).update(
+    WebhookEvent.objects.filter(stripe_event_id=stripe_event_id,
+                                type__in=list(EVENT_HANDLERS | CONNECT_EVENT_HANDLERS)).update(
         status=WebhookEvent.Status.RECEIVED, attempts=0, next_attempt_at=None, updated_at=timezone.now()
     )
     return webhook_event_process(stripe_event_id=stripe_event_id)

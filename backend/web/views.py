@@ -11,7 +11,7 @@ from django.urls import reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from backend.errors import ApplicationError, NotFound
+from backend.errors import ApplicationError, NotFound, PermissionDenied
 from backend.services.auth import user_authenticate, user_register
 from backend.services.availability import mentor_availability
 from backend.services.cancellation_policy import cancellation_policy_current, cancellation_policy_lines
@@ -20,12 +20,26 @@ from backend.services.checkouts import checkout_create, checkout_holds_open, che
 from backend.services.email_verification import EmailNotVerified, email_verification_send, email_verify
 from backend.services.mentors import expertise_list, mentor_get, mentor_list
 from backend.services.notifications import session_ics
+from backend.services.payout_accounts import (
+    mentor_of,
+    payout_account_get,
+    payout_account_onboarding_link,
+    payout_account_sync,
+)
+from backend.services.payouts import mentor_payout_summary, payouts_for_mentor
 from backend.services.rate_limits import client_address, email_link_throttle, request_throttle
 from backend.services.sessions import session_get_for_user, session_list_for_user
 from backend.web.forms import BookingForm, LoginForm, RegisterForm
 
 MENTORS_PER_PAGE = 12
 SESSIONS_SHOWN = 50
+PAYOUTS_SHOWN = 100
+# A payout's status, as the mentor reads it.
+PAYOUT_STATUS_WORDS = {
+    "scheduled": "scheduled", "waiting": "waiting for your payout account", "held": "on hold",
+    "paid": "sent", "partially_reversed": "sent, partly taken back", "reversed": "taken back",
+    "failed": "not sent: we are looking into it", "cancelled": "nothing owed (cancelled or refunded)",
+}
 
 
 def _form_error(form, exc: ApplicationError) -> None:
@@ -128,6 +142,44 @@ def session_calendar(request, session_id: int):
                             content_type="text/calendar; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="session-{session.pk}.ics"'
     return response
+
+
+def _not_a_mentor(request):
+    return render(request, "web/not_found.html", {"what": "A payout account"}, status=403)
+
+
+@login_required
+def mentor_payouts(request):
+    """The mentor's payouts: the account's state in words, connect or continue onboarding, what
+    was sent and what is still owed. Back from Stripe's onboarding, the account is read again."""
+    try:
+        mentor = mentor_of(request.user)
+        returned = request.GET.get("onboarding") == "return"
+        account = payout_account_sync(user=request.user) if returned else payout_account_get(user=request.user)
+    except PermissionDenied:
+        return _not_a_mentor(request)
+    payouts = list(payouts_for_mentor(user=request.user)[:PAYOUTS_SHOWN])
+    for payout in payouts:
+        payout.status_words = PAYOUT_STATUS_WORDS.get(payout.status, payout.status)
+    return render(request, "web/mentor_payouts.html", {
+        "account": account, "summary": mentor_payout_summary(mentor=mentor), "payouts": payouts,
+        "returned": returned, "delay_hours": settings.PAYOUT_DELAY_HOURS,
+        "fee_percent": settings.PLATFORM_FEE_PERCENT,
+    })
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def mentor_payouts_onboarding(request):
+    """"Connect" / "Continue onboarding" (POST), and Stripe's refresh_url (GET: a link that expired
+    or was used): a fresh account link, and off to Stripe."""
+    try:
+        return redirect(payout_account_onboarding_link(user=request.user))
+    except PermissionDenied:
+        return _not_a_mentor(request)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("web:mentor_payouts")
 
 
 @require_http_methods(["GET", "POST"])

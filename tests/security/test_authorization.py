@@ -206,7 +206,9 @@ BEARER_ONLY = [("get", "/api/auth/me"), ("get", "/api/sessions"), ("get", "/api/
                ("get", "/api/payments/checkout-sessions/{cs_id}"), ("put", "/api/mentors/me/schedule"),
                ("patch", "/api/auth/me"), ("post", "/api/sessions/{session_id}/reschedule"),
                ("get", "/api/mentors/me/schedule"), ("get", "/api/mentors/me/bookings"), ("get", "/api/mentors/me"),
-               ("patch", "/api/mentors/me")]
+               ("patch", "/api/mentors/me"),
+               ("get", "/api/mentors/me/payout-account"), ("post", "/api/mentors/me/payout-account"),
+               ("get", "/api/mentors/me/payouts")]
 
 
 @pytest.mark.parametrize("path", PUBLIC)
@@ -232,10 +234,24 @@ def test_every_operation_in_the_openapi_is_covered_by_this_matrix(client):
     covered |= {("post", "/api/auth/register"), ("post", "/api/auth/login"), ("post", "/api/auth/refresh"),
                 ("post", "/api/auth/logout"),  # the refresh token is the credential: tests/api/test_auth.py
                 ("post", "/api/payments/webhook"),  # public by design: tests/api and test_secrets.py
+                ("post", "/api/payments/connect-webhook"),  # the same, for Connect: tests/flows/test_payouts.py
                 ("get", "/api/health/ready")}  # public, 200 or 503 by the stack's state: tests/ops
     operations = {(method, path) for path, ops in client.get("/api/openapi.json").json()["paths"].items()
                   for method in ops}
     assert operations == covered
+
+
+#                actor -> status of the mentor-only payout endpoints (GET; POST for those that are not the mentor)
+PAYOUTS_READ = {"anonymous": 401, "mentee_a": 403, "mentee_b": 403, "mentor": 200, "staff": 403}
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+@pytest.mark.parametrize("path", ["/api/mentors/me/payout-account", "/api/mentors/me/payouts"])
+def test_payout_endpoints_are_the_mentors_own(client, world, actor, path):
+    response = client.get(path, **world.headers[actor])
+    assert response.status_code == PAYOUTS_READ[actor], response.content
+    if actor != "mentor":  # the mentor's POST would open a Stripe account: tests/flows/test_payouts.py
+        assert client.post("/api/mentors/me/payout-account", **world.headers[actor]).status_code == PAYOUTS_READ[actor]
 
 
 # --- Admin money actions ------------------------------------------------------------------------
@@ -247,6 +263,9 @@ ADMIN_ACTORS = {
     "refunder": ["view_session", "view_refund", "refund_session"],
     "retrier": ["view_webhookevent", "retry_webhook_event"],
     "editor": ["view_session", "change_session", "view_checkout", "change_checkout"],
+    "holder": ["view_payout", "hold_payout"],
+    "releaser": ["view_payout", "release_payout"],
+    "payout_retrier": ["view_payout", "retry_payout"],
     "superuser": None,
 }
 
@@ -269,6 +288,12 @@ def logged(staff, obj) -> list[str]:
 REFUND_ACTION = {"viewer": False, "refunder": True, "retrier": False, "superuser": True}
 RETRY_EVENT_ACTION = {"viewer": False, "refunder": False, "retrier": True, "superuser": True}
 RETRY_REFUND_ACTION = {"viewer": False, "refunder": True, "retrier": False, "superuser": True}
+#                    action -> (the status it needs, the status it makes, who may run it)
+PAYOUT_ACTIONS = {
+    "hold_selected": ("scheduled", "held", {"holder", "superuser"}),
+    "release_selected": ("held", "scheduled", {"releaser", "superuser"}),
+    "retry_selected": ("failed", "scheduled", {"payout_retrier", "superuser"}),
+}
 
 
 @pytest.mark.parametrize("actor", REFUND_ACTION)
@@ -307,7 +332,24 @@ def test_only_staff_with_refund_session_retry_refunds(client, world, actor):
     assert logged(staff, refund) == (["Retry asked (status was failed)"] if RETRY_REFUND_ACTION[actor] else [])
 
 
-@pytest.mark.parametrize("model", ["session", "refund", "checkout", "webhookevent"])
+@pytest.mark.parametrize("action", PAYOUT_ACTIONS)
+@pytest.mark.parametrize("actor", ["viewer", "holder", "releaser", "payout_retrier", "superuser"])
+def test_each_payout_action_needs_its_own_permission(client, world, action, actor):
+    from backend.models import Payout
+
+    staff = admin_client(client, actor)
+    before, after, allowed = PAYOUT_ACTIONS[action]
+    target = world.sessions["of_a"]
+    payout = Payout.objects.create(session=target, mentor_id=target.mentor_id, currency=target.currency,
+                                   amount=target.amount, status=before, held_by_admin=before == "held")
+    client.post("/admin/backend/payout/", {"action": action, "_selected_action": [payout.pk]})
+    payout.refresh_from_db()
+    assert (payout.status == after) == (actor in allowed)
+    assert bool(logged(staff, payout)) == (actor in allowed)
+
+
+@pytest.mark.parametrize("model", ["session", "refund", "checkout", "webhookevent", "payout", "payoutreversal",
+                                   "payoutaccount"])
 def test_not_even_a_superuser_adds_or_deletes_ledger_rows_in_the_admin(client, world, model):
     admin_client(client, "superuser")
     assert client.get(f"/admin/backend/{model}/add/").status_code == 403

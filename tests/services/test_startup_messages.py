@@ -16,7 +16,8 @@ def stripe_target(settings, **overrides) -> str:
 
 
 def test_names_the_sandbox_real_test_or_live_stripe_and_never_the_key(settings):
-    complete = {"STRIPE_WEBHOOK_SECRETS": ["whsec_x"], "STRIPE_PUBLISHABLE_KEY": "pk_test_x"}
+    complete = {"STRIPE_WEBHOOK_SECRETS": ["whsec_x"], "STRIPE_CONNECT_WEBHOOK_SECRETS": ["whsec_c"],
+                "STRIPE_PUBLISHABLE_KEY": "pk_test_x"}
     sandbox = stripe_target(settings, STRIPE_SECRET_KEY="sk_test_secret123", STRIPE_API_BASE="http://127.0.0.1:12111",
                             **complete)
     assert "offline sandbox at http://127.0.0.1:12111" in sandbox and "WARNING" not in sandbox
@@ -28,9 +29,11 @@ def test_names_the_sandbox_real_test_or_live_stripe_and_never_the_key(settings):
 
 
 def test_warns_when_the_webhook_secret_or_publishable_key_is_missing(settings):
-    out = stripe_target(settings, STRIPE_SECRET_KEY="sk_test_x", STRIPE_WEBHOOK_SECRETS=[], STRIPE_PUBLISHABLE_KEY="")
+    out = stripe_target(settings, STRIPE_SECRET_KEY="sk_test_x", STRIPE_WEBHOOK_SECRETS=[], STRIPE_PUBLISHABLE_KEY="",
+                        STRIPE_CONNECT_WEBHOOK_SECRETS=[])
     assert "WARNING: STRIPE_WEBHOOK_SECRET is not set" in out
     assert "WARNING: STRIPE_PUBLISHABLE_KEY is not set" in out
+    assert "WARNING: STRIPE_CONNECT_WEBHOOK_SECRET is not set" in out
 
 
 @pytest.mark.django_db
