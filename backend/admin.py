@@ -98,7 +98,7 @@ class SessionAdmin(LedgerAdmin):
     date_hierarchy = "scheduled_at"
     raw_id_fields = ["mentor", "mentee", "checkout"]
     money_fields = ["checkout", "amount", "currency", "payment_status", "refunded_amount", "is_disputed",
-                    "stripe_payment_id", "stripe_checkout_session_id"]
+                    "dispute_lost_amount", "stripe_payment_id", "stripe_checkout_session_id"]
     actions = ["refund_sessions"]
 
     def has_refund_permission(self, request):
@@ -166,7 +166,7 @@ class RefundAdmin(LedgerAdmin):
     search_fields = ["stripe_refund_id", "session__title", "session__stripe_payment_id"]
     raw_id_fields = ["session", "requested_by"]
     money_fields = ["session", "stripe_refund_id", "amount", "currency", "status", "failure_reason", "retry_of",
-                    "requested_by", "attempts", "last_error"]
+                    "requested_by", "attempts", "next_attempt_at", "last_error"]
     actions = ["retry_selected"]
 
     def has_refund_permission(self, request):

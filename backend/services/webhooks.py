@@ -16,11 +16,11 @@ from django.db.models import F
 from django.utils import timezone
 
 from backend import stripe_gateway
-from backend.errors import NotOurs, WebhookPayloadTooLarge, WebhookRejected
+from backend.errors import NotOurs, PaymentWithoutSession, WebhookPayloadTooLarge, WebhookRejected
 from backend.models import WebhookEvent
 from backend.observability import context as log_context
 from backend.observability import metrics
-from backend.services import fulfilment, refunds
+from backend.services import fulfilment, refunds, sessions
 from backend.services.dispatch import PROCESS_WEBHOOK_EVENT, admin_alert_on_commit, task_send
 from backend.services.retries import error_is_transient, error_text, retries_exhausted, retry_delay
 from backend.services.text import text_storable_repaired
@@ -46,6 +46,13 @@ EVENT_HANDLERS: dict[str, Callable[[dict], object]] = {
     "refund.updated": _data_object(refunds.refund_event_apply, "refund"),
     "refund.failed": _data_object(refunds.refund_event_apply, "refund"),
     "charge.dispute.created": _data_object(fulfilment.dispute_open, "dispute"),
+    "charge.dispute.closed": _data_object(fulfilment.dispute_close, "dispute"),
+}
+# type -> what a handler needs from Stripe beyond the event, fetched before the event's row is
+# locked (payload -> the payload the handler gets): a slow Stripe never holds a lock.
+EVENT_PREPARERS: dict[str, Callable[[dict], dict]] = {
+    "charge.refunded": lambda event: {**event, "data": {
+        **event["data"], "object": refunds.charge_with_refunds(charge=event["data"]["object"])}},
 }
 
 _INSERT_IF_NEW = f"""
@@ -171,28 +178,50 @@ def webhook_event_process(*, stripe_event_id: str) -> str:
 
     The event row is locked for the whole handler transaction, so two workers given the
     same event (a duplicate enqueue, a sweep) run it one after the other, and the second
-    finds it processed.
+    finds it processed. What the handler needs from Stripe is read before that lock
+    (EVENT_PREPARERS), and whether a payment we have no session for is ours at all is asked
+    after it: no Stripe call is made while the event's (or a session's) row is locked.
     """
+    log_context.bind(stripe_event_id=stripe_event_id)
+    stored = WebhookEvent.objects.filter(stripe_event_id=stripe_event_id).only("type", "status", "payload").first()
+    if stored is None:
+        logger.warning("webhook %s: not stored, nothing to process", stripe_event_id)
+        return "missing"
+    if stored.status in (WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED):
+        return stored.status
+    log_context.bind_stripe_event(stored.payload)
+    prepare = EVENT_PREPARERS.get(stored.type)
+    payload = prepare(stored.payload) if prepare else stored.payload
+    try:
+        return _webhook_event_run(stripe_event_id, payload)
+    except PaymentWithoutSession as exc:
+        if sessions.payment_is_ours(exc.payment_intent):
+            raise  # its completion is still on its way: retry
+        # Another integration's payment on the same account: nothing will ever arrive for it.
+        return _webhook_event_run(stripe_event_id, payload, ignore=NotOurs(f"payment {exc.payment_intent} is not "
+                                                                           "one of ours"))
+
+
+def _webhook_event_run(stripe_event_id: str, payload: dict, *, ignore: NotOurs | None = None) -> str:
     with transaction.atomic():
         event = WebhookEvent.objects.select_for_update().filter(stripe_event_id=stripe_event_id).first()
-        log_context.bind(stripe_event_id=stripe_event_id)
         if event is None:
-            logger.warning("webhook %s: not stored, nothing to process", stripe_event_id)
             return "missing"
         if event.status in (WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED):
             return event.status
-        log_context.bind_stripe_event(event.payload)
         handler = EVENT_HANDLERS.get(event.type)
         if handler is None:
             event.status = WebhookEvent.Status.IGNORED
+        elif ignore is not None:
+            event.status = WebhookEvent.Status.IGNORED
+            event.last_error = error_text(ignore)
         else:
             try:
                 with transaction.atomic():
-                    handler(event.payload)
+                    handler(payload)
                 event.status = WebhookEvent.Status.PROCESSED
                 event.last_error = ""
             except NotOurs as exc:
-                # Another integration's payment on the same account: nothing will ever arrive for it.
                 event.status = WebhookEvent.Status.IGNORED
                 event.last_error = error_text(exc)
         event.processed_at = timezone.now()
@@ -204,10 +233,13 @@ def webhook_event_process(*, stripe_event_id: str) -> str:
 
 
 def webhook_event_start(*, stripe_event_id: str) -> bool:
-    """Count one attempt and show it in progress; False when the event is not to be run
-    (processed, ignored, or `failed`, which only an admin's retry reopens)."""
+    """Count one attempt and show it in progress; False when the event is not to be run:
+    processed, ignored, `failed` (only an admin's retry reopens it), or in progress in
+    another worker. Only work really begun counts as an attempt: a duplicate message (a
+    relay's lapsed claim, a redelivery) that meets an event in progress counts nothing, and
+    if that worker died, webhook_events_sweep puts the event back once a task's time is up."""
     return bool(WebhookEvent.objects.filter(
-        stripe_event_id=stripe_event_id, status__in=[WebhookEvent.Status.RECEIVED, WebhookEvent.Status.PROCESSING]
+        stripe_event_id=stripe_event_id, status=WebhookEvent.Status.RECEIVED
     ).update(status=WebhookEvent.Status.PROCESSING, attempts=F("attempts") + 1, next_attempt_at=None,
              updated_at=timezone.now()))
 
@@ -246,8 +278,9 @@ def webhook_events_retry(*, stripe_event_ids: list[str]) -> int:
         status__in=[WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED]
     )
     ids = list(retryable.values_list("stripe_event_id", flat=True))
-    # A fresh budget of attempts: the admin judged the cause fixed.
-    retryable.update(status=WebhookEvent.Status.RECEIVED, attempts=0, next_attempt_at=None, updated_at=timezone.now())
+    # A fresh budget of attempts: the admin judged the cause fixed. Claimed now, as it is queued here.
+    retryable.update(status=WebhookEvent.Status.RECEIVED, attempts=0, next_attempt_at=None, queued_at=timezone.now(),
+                     updated_at=timezone.now())
     return sum(webhook_event_enqueue(event_id) for event_id in ids)
 
 
