@@ -28,7 +28,12 @@ from backend.services.dispatch import (
 from backend.services.fulfilment import checkout_expire, checkout_fulfil
 from backend.services.installation import installation
 from backend.services.webhook_outbox import webhook_events_claim_stale, webhook_events_unclaim
-from backend.services.webhooks import EVENT_HANDLERS, webhook_event_enqueue, webhook_event_store
+from backend.services.webhooks import (
+    EVENT_HANDLERS,
+    webhook_event_enqueue,
+    webhook_event_store,
+    webhook_events_store_many,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -37,25 +42,31 @@ RECONCILE_WINDOW = timedelta(days=3)  # the first scan, or `reconcile_payments -
 # little late (Stripe's list is not strictly in order of arrival) is still seen.
 EVENTS_OVERLAP_SECONDS = 5 * 60
 EVENTS_PAGE = 100  # Stripe's largest page
+EVENTS_SAVED_EVERY = 20  # events stored between two saves of the position
 STUCK_RECEIVED_AFTER = timedelta(minutes=1)
 
 
-def payments_reconcile(*, since: timedelta | None = None) -> dict[str, int]:
+def payments_reconcile(*, since: timedelta | None = None, time_budget: float | None = None) -> dict[str, int]:
     """Settle open Checkouts whose Stripe session has moved on, then ingest the handled
     events Stripe has that our table lacks. Returns what it fixed, how many items failed
     (each is logged and skipped, so one bad item never stops the rest) and whether the
     event list was read to its end (`caught_up`).
 
-    Events are read oldest first, a page at a time, and progress is saved after every
-    page: a backlog too large for one run (an outage, a slow Stripe) is read on by the
-    next run from where this one stopped, and the oldest events, the ones most overdue,
-    come first. The task's soft time limit stops a run cleanly between two writes.
-    `since` reads that window instead, and leaves the saved progress alone.
+    Events are read oldest first, a page at a time, stored a few at a time, and the
+    position is saved after each few: a backlog too large for one run (an outage, a slow
+    Stripe) is read on by the next run from where this one stopped, and the oldest events,
+    the ones most overdue, come first. A run stops by itself once `time_budget` seconds
+    have passed; the task's soft time limit (a Stripe call that overran the budget) stops it
+    cleanly too. `since` reads that window instead, and leaves the saved progress alone.
     """
     fixed = {"events_ingested": 0, "checkouts_settled": 0, "errors": 0, "caught_up": 0}
+    deadline = None if time_budget is None else time.monotonic() + time_budget
     try:
         _open_checkouts_settle(fixed, since=since)
-        fixed["caught_up"] = int(_events_catch_up(fixed, since=since))
+        fixed["caught_up"] = int(_events_catch_up(fixed, since=since, deadline=deadline))
+        if not fixed["caught_up"] and deadline is not None and time.monotonic() >= deadline:
+            logger.warning("reconcile: stopped, its %.0f s are up; progress is saved, the next run goes on",
+                           time_budget)
     except SoftTimeLimitExceeded:
         logger.warning("reconcile: stopped at the task's time limit; progress is saved, the next run goes on")
     logger.info("reconcile: %s", fixed)
@@ -76,7 +87,7 @@ def _open_checkouts_settle(fixed: dict[str, int], *, since: timedelta | None) ->
             fixed["errors"] += 1
 
 
-def _events_catch_up(fixed: dict[str, int], *, since: timedelta | None) -> bool:
+def _events_catch_up(fixed: dict[str, int], *, since: timedelta | None, deadline: float | None = None) -> bool:
     """Walk Stripe's event list forward in time from where the last run left it, storing
     what we lack; True when the walk reached the newest event."""
     types = sorted(EVENT_HANDLERS)
@@ -94,32 +105,25 @@ def _events_catch_up(fixed: dict[str, int], *, since: timedelta | None) -> bool:
             cursor, first = _events_start(types, start)
             if cursor is None:
                 return True  # no event of ours since `start`
-            if first:
-                stored = _events_store(first, fixed)
-                if stored and saves:
-                    _events_progress_save(cursor=stored[-1]["id"], read_until=stored[-1]["created"])
-                if len(stored) < len(first):
-                    return False
+            if first and not _events_store_saving(first, fixed, saves=saves, deadline=deadline):
+                return False
         while True:
             # ending_before: the page of events just newer than the cursor, newest first.
             page, more = stripe_gateway.events_page(types=types, ending_before=cursor, limit=EVENTS_PAGE)
             page.reverse()
-            stored = _events_store(page, fixed)
-            caught_up = not more and len(stored) == len(page)
-            if saves and (stored or caught_up):
-                _events_progress_save(cursor=None if caught_up else stored[-1]["id"],
-                                      read_until=stored[-1]["created"] if stored else None)
-            if not caught_up and len(stored) < len(page):
-                return False  # one could not be stored: the next run starts from it
-            if caught_up:
+            if not _events_store_saving(page, fixed, saves=saves, deadline=deadline):
+                return False  # out of time, or one could not be stored: the next run starts there
+            if not more:
+                if saves:
+                    _events_progress_save(cursor=None, read_until=None)  # caught up
                 return True
-            cursor = stored[-1]["id"]
+            cursor = page[-1]["id"]
     except PaymentProviderError as exc:
         if exc.code == "resource_missing" and saves and state.stripe_events_cursor:
             # The saved position is older than Stripe keeps events (30 days): start again from the mark.
             logger.warning("reconcile: Stripe no longer has event %s; reading from the mark", state.stripe_events_cursor)
             _events_progress_save(cursor=None, read_until=None)
-            return _events_catch_up(fixed, since=since)
+            return _events_catch_up(fixed, since=since, deadline=deadline)
         logger.exception("reconcile: Stripe refused the event list; progress is saved, the next run goes on")
         fixed["errors"] += 1
     except PaymentProviderUnavailable:
@@ -157,11 +161,45 @@ def _events_start(types: list[str], start: int) -> tuple[str | None, list[dict]]
     return second[0]["id"], second[::-1]
 
 
+def _events_store_saving(events: list[dict], fixed: dict[str, int], *, saves: bool, deadline: float | None) -> bool:
+    """Store the events (oldest first) a few at a time, saving the position after each few:
+    a run stopped at its time limit loses a few seconds of work at most, never a page.
+    False when the time is up or one could not be stored (the position stays before it)."""
+    for start in range(0, len(events), EVENTS_SAVED_EVERY):
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        chunk = events[start:start + EVENTS_SAVED_EVERY]
+        stored = _events_store(chunk, fixed)
+        if stored and saves:
+            _events_progress_save(cursor=stored[-1]["id"], read_until=stored[-1]["created"])
+        if len(stored) < len(chunk):
+            return False
+    return True
+
+
 def _events_store(events: list[dict], fixed: dict[str, int]) -> list[dict]:
-    """Store the events (oldest first) we lack; returns those done, up to the first that
-    could not be stored (the walk does not go past it)."""
+    """Store the events (oldest first) we lack, in one statement; returns those done: all,
+    or, when that statement fails, those before the first that can't be stored alone (the
+    walk does not go past it)."""
     known = set(WebhookEvent.objects.filter(stripe_event_id__in=[e["id"] for e in events])
                 .values_list("stripe_event_id", flat=True))
+    missing = [event for event in events if event["id"] not in known]
+    try:
+        new = webhook_events_store_many(missing)
+    except SoftTimeLimitExceeded:
+        raise  # the run stops; these are read again next time
+    except Exception:
+        logger.warning("reconcile: %d events could not be stored together; one at a time", len(missing),
+                       exc_info=True)
+        return _events_store_each(events, known, fixed)
+    for event in missing:
+        if event["id"] in new:
+            fixed["events_ingested"] += 1
+            logger.warning("reconcile: event %s (%s) had not reached us; ingested", event["id"], event["type"])
+    return events
+
+
+def _events_store_each(events: list[dict], known: set[str], fixed: dict[str, int]) -> list[dict]:
     for position, event in enumerate(events):
         if event["id"] in known:
             continue
@@ -170,7 +208,7 @@ def _events_store(events: list[dict], fixed: dict[str, int]) -> list[dict]:
                 fixed["events_ingested"] += 1
                 logger.warning("reconcile: event %s (%s) had not reached us; ingested", event["id"], event["type"])
         except SoftTimeLimitExceeded:
-            raise  # the run stops; this page is read again next time
+            raise
         except Exception:
             logger.exception("reconcile: event %s could not be stored; the next run starts from it", event["id"])
             fixed["errors"] += 1
@@ -180,7 +218,7 @@ def _events_store(events: list[dict], fixed: dict[str, int]) -> list[dict]:
 
 def _events_progress_save(*, cursor: str | None, read_until: int | None) -> None:
     """One statement, so the time limit can't split it: the walk's position (None once
-    caught up) and the newest `created` read in order."""
+    caught up) and the newest `created` read in order (unchanged when None)."""
     fields = {"stripe_events_cursor": cursor, "updated_at": timezone.now()}
     if read_until is not None:
         fields["stripe_events_read_until"] = read_until

@@ -55,16 +55,19 @@ EVENT_PREPARERS: dict[str, Callable[[dict], dict]] = {
         **event["data"], "object": refunds.charge_with_refunds(charge=event["data"]["object"])}},
 }
 
-_INSERT_IF_NEW = f"""
+_INSERT_ROWS_IF_NEW = f"""
 INSERT INTO {WebhookEvent._meta.db_table}
     (stripe_event_id, type, api_version, livemode, payload, status, attempts, last_error, received_at, updated_at,
      request_id)
-VALUES (%s, %s, %s, %s, %s, %s, 0, '', %s, %s, %s)
+VALUES {{rows}}
 ON CONFLICT (stripe_event_id) DO NOTHING
-RETURNING id
+RETURNING id, stripe_event_id
 """
+_ROW = "(%s, %s, %s, %s, %s, %s, 0, '', %s, %s, %s)"
+_INSERT_IF_NEW = _INSERT_ROWS_IF_NEW.format(rows=_ROW)
 # The same, waking the outbox relay (delivered at commit, only when a row was inserted).
-_INSERT_IF_NEW_AND_NOTIFY = f"WITH stored AS ({_INSERT_IF_NEW}) SELECT id, pg_notify('{NOTIFY_CHANNEL}', '') FROM stored"
+_NOTIFYING = "WITH stored AS ({insert}) SELECT id, stripe_event_id, pg_notify('" + NOTIFY_CHANNEL + "', '') FROM stored"
+_INSERT_IF_NEW_AND_NOTIFY = _NOTIFYING.format(insert=_INSERT_IF_NEW)
 
 
 MAX_EVENT_ID_LENGTH = WebhookEvent._meta.get_field("stripe_event_id").max_length
@@ -113,27 +116,43 @@ def webhook_event_store(event: dict, *, payload_json: str | None = None) -> bool
     """
     event_id, event_type = event["id"], text_storable_repaired(event["type"])
     handled = event_type in EVENT_HANDLERS
-    status = WebhookEvent.Status.RECEIVED if handled else WebhookEvent.Status.IGNORED
-    now = timezone.now()
-    # PostgreSQL's jsonb and SQLite's text both take the JSON string.
-    if payload_json is None:
-        payload_json = _storable_json(json.dumps(event), event)
     # One statement in autocommit: the row is durable when it returns (and the relay
     # woken; inside a caller's transaction, at its commit).
     notify = handled and connection.vendor == "postgresql"
     with connection.cursor() as cursor:
-        cursor.execute(
-            _INSERT_IF_NEW_AND_NOTIFY if notify else _INSERT_IF_NEW,
-            [event_id, event_type[:100], text_storable_repaired(str(event.get("api_version") or ""))[:50],
-             bool(event.get("livemode")), payload_json, status, now, now,
-             log_context.current().get("request_id", "")[:64]],
-        )
+        cursor.execute(_INSERT_IF_NEW_AND_NOTIFY if notify else _INSERT_IF_NEW, _row_values(event, payload_json))
         created = cursor.fetchone() is not None
+    status = WebhookEvent.Status.RECEIVED if handled else WebhookEvent.Status.IGNORED
     if created:
         logger.info("webhook %s (%s): stored as %s", event_id, event_type, status)
     else:
         logger.info("webhook %s (%s): duplicate delivery, nothing to do", event_id, event_type)
     return created
+
+
+def webhook_events_store_many(events: list[dict]) -> set[str]:
+    """Store several events fetched from Stripe (the reconciler's pages) in one statement,
+    each once, as webhook_event_store does; returns the ids of those that were new."""
+    if not events:
+        return set()
+    insert = _INSERT_ROWS_IF_NEW.format(rows=", ".join([_ROW] * len(events)))
+    notify = connection.vendor == "postgresql" and any(e["type"] in EVENT_HANDLERS for e in events)
+    with connection.cursor() as cursor:
+        cursor.execute(_NOTIFYING.format(insert=insert) if notify else insert,
+                       [value for event in events for value in _row_values(event)])
+        return {row[1] for row in cursor.fetchall()}
+
+
+def _row_values(event: dict, payload_json: str | None = None) -> list:
+    event_type = text_storable_repaired(event["type"])
+    status = WebhookEvent.Status.RECEIVED if event_type in EVENT_HANDLERS else WebhookEvent.Status.IGNORED
+    now = timezone.now()
+    # PostgreSQL's jsonb and SQLite's text both take the JSON string.
+    if payload_json is None:
+        payload_json = _storable_json(json.dumps(event), event)
+    return [event["id"], event_type[:100], text_storable_repaired(str(event.get("api_version") or ""))[:50],
+            bool(event.get("livemode")), payload_json, status, now, now,
+            log_context.current().get("request_id", "")[:64]]
 
 
 # An escape in U+D800-U+DFFF: half of a pair, or alone (which jsonb refuses).

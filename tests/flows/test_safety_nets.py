@@ -237,16 +237,22 @@ def reconcile_worker(sandbox, *, soft_limit: int):
 def reconcile_run(worker) -> dict:
     """Send beat's `payments_reconcile` to the worker and wait for its summary line."""
     done = len(re.findall(r"reconcile: (\{.*\})", worker.log()))
-    celery_app.send_task("payments_reconcile", queue=worker.queue)
-    wait_for(lambda: len(re.findall(r"reconcile: (\{.*\})", worker.log())) > done, timeout=60,
-             message="the reconcile run's summary")
+    # No time limits in the message: the worker's own (this process's settings would be sent otherwise).
+    celery_app.send_task("payments_reconcile", queue=worker.queue, time_limit=None, soft_time_limit=None)
+    try:
+        wait_for(lambda: len(re.findall(r"reconcile: (\{.*\})", worker.log())) > done, timeout=60,
+                 message="the reconcile run's summary")
+    except AssertionError as exc:
+        said = "\n".join(line for line in worker.log().splitlines() if "reconcil" in line or "Time" in line)
+        raise AssertionError(f"{exc}; the worker said:\n{said[-6000:]}") from None
     return ast.literal_eval(re.findall(r"reconcile: (\{.*\})", worker.log())[done])
 
 
-def test_reconcile_catches_up_a_backlog_of_thousands_of_events_behind_a_slow_event_list(client, payments):
-    """An outage leaves thousands of events unsent, and Stripe's event list answers slowly:
-    no run can read it all before its soft time limit. Each run stops cleanly, keeps what it
-    read, and the next goes on from there, oldest first, until it has caught up."""
+def test_reconcile_catches_up_a_backlog_too_large_for_one_run_behind_a_slow_event_list(client, payments):
+    """An outage leaves hundreds of events unsent, and Stripe's event list answers slowly: no
+    run can read them all before its time is up. Each run stops cleanly, keeps what it read,
+    and the next goes on from there, oldest first, until it has caught up. (`make chaos`
+    does the same with 5,000 events.)"""
     mentor = make_mentor(hourly_rate=9000)
     booked = [paid_session(client, payments, make_user(), mentor, scheduled_at=future_slot(days=2, hour=6 + n))
               for n in range(3)]
@@ -259,17 +265,17 @@ def test_reconcile_catches_up_a_backlog_of_thousands_of_events_behind_a_slow_eve
     for session in booked:  # a Dashboard refund, then another integration's traffic, three times
         payments.advance_clock(60)
         payments.refund_charge(charge_of(payments, session.stripe_payment_id), amount=1000)
-        payments.abandon_sessions(800)
+        payments.abandon_sessions(250)
     payments.enable_endpoint()
-    payments.set_api_faults(latency_ms=500, path_prefix="/v1/events")  # and Stripe's event list is slow
+    payments.set_api_faults(latency_ms=700, path_prefix="/v1/events")  # and Stripe's event list is slow
 
     def refunded() -> list[bool]:
         return [Session.objects.get(pk=s.pk).refunded_amount == 1000 for s in booked]
 
-    with reconcile_worker(payments, soft_limit=3) as worker:
+    with reconcile_worker(payments, soft_limit=4) as worker:  # a run stops by itself after 2 s
         first = reconcile_run(worker)
         assert first["caught_up"] == 0 and first["events_ingested"] > 0
-        assert "reconcile: stopped at the task's time limit" in worker.log()
+        assert "reconcile: stopped" in worker.log()
         assert Installation.objects.get().stripe_events_cursor  # where the next run goes on
         # Oldest first: the first refund's events are in, the last one's still to come.
         first_stored = WebhookEvent.objects.filter(type="refund.created")
@@ -277,15 +283,15 @@ def test_reconcile_catches_up_a_backlog_of_thousands_of_events_behind_a_slow_eve
         assert not first_stored.filter(payload__data__object__payment_intent=booked[2].stripe_payment_id).exists()
         runs = [first]
         while not runs[-1]["caught_up"]:
-            assert len(runs) < 12, runs
+            assert len(runs) < 15, runs
             runs.append(reconcile_run(worker))
             assert runs[-1]["events_ingested"] > 0 or runs[-1]["caught_up"], runs  # every run gets further
-    payments.set_api_faults(latency_ms=0)
-
-    assert sum(run["events_ingested"] for run in runs) >= 2400 + 6
-    assert Installation.objects.get().stripe_events_cursor is None
-    wait_for(lambda: all(refunded()), timeout=90, message="every missed refund recorded")
-    wait_for(lambda: not WebhookEvent.objects.filter(status__in=["received", "processing"]).exists(), timeout=90)
+        payments.set_api_faults(latency_ms=0)
+        assert len(runs) >= 3 and sum(run["events_ingested"] for run in runs) >= 750 + 6
+        assert Installation.objects.get().stripe_events_cursor is None
+        wait_for(lambda: all(refunded()), timeout=90, message="every missed refund recorded")
+        wait_for(lambda: not WebhookEvent.objects.filter(status__in=["received", "processing"]).exists(),
+                 timeout=120, message="the backlog processed")
     assert not WebhookEvent.objects.filter(status="failed").exists()
     assert payments_reconcile()["events_ingested"] == 0  # nothing left behind
 
