@@ -157,7 +157,7 @@ class SessionAdmin(LedgerAdmin):
     raw_id_fields = ["mentor", "mentee", "checkout"]
     money_fields = ["checkout", "amount", "currency", "payment_status", "refunded_amount", "is_disputed",
                     "stripe_payment_id", "stripe_checkout_session_id", "reschedule_count", "cancellation_policy",
-                    "cancellation_refund_amount"]
+                    "cancellation_refund_amount", "dispute_lost_amount"]
     # Who, with whom, when and in which state are read-only too: setting "cancelled" here would
     # skip the refund and the emails, another mentor would take the earnings. Cancelling is the
     # "Refund" action (refund_session permission): the same service as a mentor's cancel.
@@ -229,7 +229,7 @@ class RefundAdmin(LedgerAdmin):
     search_fields = ["stripe_refund_id", "session__title", "session__stripe_payment_id"]
     raw_id_fields = ["session", "requested_by"]
     money_fields = ["session", "stripe_refund_id", "amount", "currency", "status", "failure_reason", "retry_of",
-                    "requested_by", "attempts", "last_error"]
+                    "requested_by", "attempts", "next_attempt_at", "last_error"]
     actions = ["retry_selected"]
 
     def has_refund_permission(self, request):

@@ -61,6 +61,16 @@ class PrerequisiteMissing(ApplicationError):
     code = "prerequisite_missing"
 
 
+class PaymentWithoutSession(PrerequisiteMissing):
+    """No session is paid by this PaymentIntent (yet): its completion is still on its way,
+    or the payment is another integration's. Deciding which takes a Stripe call, made by
+    the caller once it holds no lock."""
+
+    def __init__(self, payment_intent: str):
+        super().__init__(f"no session for payment {payment_intent} yet")
+        self.payment_intent = payment_intent
+
+
 class PaymentMismatch(ApplicationError):
     """Stripe's amount, currency or ids disagree with our Checkout: never book it."""
 

@@ -107,10 +107,15 @@ def checkout_session_create(
     return session.to_dict()
 
 
-def checkout_session_retrieve(checkout_session_id: str) -> dict:
-    """The session as Stripe's plain JSON, the same shape a webhook's data.object has."""
+def checkout_session_retrieve(checkout_session_id: str) -> dict | None:
+    """The session as Stripe's plain JSON, the same shape a webhook's data.object has;
+    None when Stripe has no such session (`resource_missing`)."""
     try:
         return _client().v1.checkout.sessions.retrieve(checkout_session_id).to_dict()
+    except stripe.InvalidRequestError as exc:
+        if exc.code == "resource_missing":
+            return None
+        raise _domain_error(exc) from exc
     except stripe.StripeError as exc:
         raise _domain_error(exc) from exc
 
@@ -132,9 +137,11 @@ def refund_create(*, idempotency_key: str, payment_intent: str, amount: int, met
     return refund.to_dict()
 
 
-def events_list(*, types: list[str], created_gte: int, delivery_success: bool | None = None, limit: int = 100):
-    """Every event of `types` created since `created_gte`, newest first, as plain dicts."""
-    params = {"types": types, "created": {"gte": created_gte}, "limit": limit}
+def events_list(*, types: list[str], created_gte: int, created_lt: int | None = None,
+                delivery_success: bool | None = None, limit: int = 100):
+    """Every event of `types` created in [created_gte, created_lt), newest first, as plain dicts."""
+    created = {"gte": created_gte} if created_lt is None else {"gte": created_gte, "lt": created_lt}
+    params = {"types": types, "created": created, "limit": limit}
     if delivery_success is not None:
         params["delivery_success"] = delivery_success
     try:
@@ -143,6 +150,26 @@ def events_list(*, types: list[str], created_gte: int, delivery_success: bool | 
             yield event.to_dict()
     except stripe.StripeError as exc:
         raise _domain_error(exc) from exc
+
+
+def events_page(*, types: list[str], limit: int = 100, created: dict[str, int] | None = None,
+                ending_before: str | None = None, starting_after: str | None = None) -> tuple[list[dict], bool]:
+    """One page of Stripe's event list, as Stripe pages it: newest first, `limit` events;
+    with `ending_before` the `limit` events just newer than that event (so a reader walks
+    forward in time page by page), with `starting_after` those just older. `created` filters
+    by Stripe's operators (gte, gt, lte, lt). Returns (events, has_more)."""
+    params: dict = {"types": types, "limit": limit}
+    if created:
+        params["created"] = created
+    if ending_before:
+        params["ending_before"] = ending_before
+    if starting_after:
+        params["starting_after"] = starting_after
+    try:
+        page = _client().v1.events.list(params=params)
+    except stripe.StripeError as exc:
+        raise _domain_error(exc) from exc
+    return [event.to_dict() for event in page.data], bool(page.has_more)
 
 
 def _listed(resource, params: dict):
@@ -161,6 +188,16 @@ def checkout_sessions_list(*, created_gte: int):
 def charges_list(*, created_gte: int):
     """Every Charge created since `created_gte` (amount_refunded is the refunded total)."""
     return _listed(_client().v1.charges, {"created": {"gte": created_gte}, "limit": 100})
+
+
+def disputes_list(*, created_gte: int | None = None, payment_intent: str | None = None):
+    """Disputes created since `created_gte`, or every dispute of one PaymentIntent."""
+    params: dict = {"limit": 100}
+    if created_gte is not None:
+        params["created"] = {"gte": created_gte}
+    if payment_intent:
+        params["payment_intent"] = payment_intent
+    return _listed(_client().v1.disputes, params)
 
 
 def refunds_list(*, created_gte: int | None = None, payment_intent: str | None = None):

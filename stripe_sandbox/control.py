@@ -1,7 +1,11 @@
 """/_sandbox/...: the control API for tests, scripts and demos (JSON in, JSON out).
 
 Each action has the effect of its real-world counterpart: `pay` is a payment on the
-hosted page, `refund` a refund made in the Stripe Dashboard, `clock/advance` time passing.
+hosted page, `refund` a refund made in the Stripe Dashboard, `clock/advance` time passing,
+`refunds/{id}/fail` the customer's bank returning a refund, `disputes/{id}/close` the card
+network's decision, `checkout/sessions/{id}/delete` test data deleted in the Dashboard,
+`checkout/sessions/abandoned` another integration's customers walking away from Checkout,
+`webhooks/disable` the endpoint disabled in the Dashboard.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from starlette.routing import Route
 
 from .errors import StripeApiError, parameter_invalid
 from .sandbox import Sandbox
+
+# Abandoned Checkouts one request may make (a backlog of events, not a load test of the sandbox).
+MAX_ABANDONED = 10_000
 
 
 def routes(sandbox: Sandbox) -> list[Route]:
@@ -39,6 +46,22 @@ def routes(sandbox: Sandbox) -> list[Route]:
     def expire_now(body, session_id):
         return payments.checkout_session_expire_now(session_id)
 
+    def delete_session(body, session_id):
+        return payments.checkout_session_delete(session_id)
+
+    def abandon_sessions(body):
+        count = body.get("count")
+        if not isinstance(count, int) or not 1 <= count <= MAX_ABANDONED:
+            raise parameter_invalid("count", f"count must be an integer from 1 to {MAX_ABANDONED}")
+        return {"count": count, "ids": payments.checkout_sessions_abandon(count)}
+
+    def fail_refund(body, refund_id):
+        return payments.refund_fail(refund_id, after=body.get("after", 0),
+                                    reason=body.get("reason", "expired_or_canceled_card"))
+
+    def close_dispute(body, dispute_id):
+        return payments.dispute_close(dispute_id, outcome=body.get("outcome", ""))
+
     def refund(body, charge_id):
         params = {"charge": charge_id}
         for name in ("amount", "reason", "metadata"):
@@ -48,9 +71,6 @@ def routes(sandbox: Sandbox) -> list[Route]:
 
     def dispute(body, charge_id):
         return payments.dispute_create(charge_id, reason=body.get("reason", "fraudulent"))
-
-    def dispute_close(body, dispute_id):
-        return payments.dispute_close(dispute_id, body.get("outcome", ""))
 
     def onboard(body, account_id):
         return connect.account_onboard(account_id, body.get("outcome", "complete"))
@@ -114,6 +134,16 @@ def routes(sandbox: Sandbox) -> list[Route]:
             dispatcher.pause()
         return status()
 
+    def endpoint_disable(body):
+        """Stripe disables the platform endpoint (as after days of failures): events are kept
+        but not delivered, so only the reconcile finds them."""
+        sandbox.dispatcher.disable()
+        return status()
+
+    def endpoint_enable(body):
+        sandbox.dispatcher.enable()
+        return status()
+
     def resume(body):
         for dispatcher in dispatchers:
             dispatcher.resume()
@@ -131,9 +161,12 @@ def routes(sandbox: Sandbox) -> list[Route]:
         _post(prefix + "/checkout/sessions/{id}/pay", pay),
         _post(prefix + "/checkout/sessions/{id}/authenticate", authenticate),
         _post(prefix + "/checkout/sessions/{id}/expire", expire_now),
+        _post(prefix + "/checkout/sessions/{id}/delete", delete_session),
+        _post(prefix + "/checkout/sessions/abandoned", abandon_sessions),
+        _post(prefix + "/refunds/{id}/fail", fail_refund),
+        _post(prefix + "/disputes/{id}/close", close_dispute),
         _post(prefix + "/charges/{id}/refund", refund),
         _post(prefix + "/charges/{id}/dispute", dispute),
-        _post(prefix + "/disputes/{id}/close", dispute_close),
         _post(prefix + "/accounts/{id}/onboard", onboard),
         _post(prefix + "/accounts/{id}/disable", disable),
         _post(prefix + "/accounts/{id}/deauthorize", deauthorize),
@@ -147,6 +180,8 @@ def routes(sandbox: Sandbox) -> list[Route]:
         _get(prefix + "/webhooks", lambda query: status()),
         _post(prefix + "/api/faults", set_api_faults),
         _post(prefix + "/webhooks/pause", pause),
+        _post(prefix + "/webhooks/disable", endpoint_disable),
+        _post(prefix + "/webhooks/enable", endpoint_enable),
         _post(prefix + "/webhooks/resume", resume),
         _post(prefix + "/reset", reset),
         _get(prefix + "/health", health),

@@ -76,6 +76,15 @@ class SandboxControl:
         """Expire an open session as its deadline would (no API request, clock unchanged)."""
         return self._call("POST", f"/checkout/sessions/{session_id}/expire")
 
+    def delete_session(self, session_id: str) -> dict:
+        """Stripe forgets the session: every request about it answers `resource_missing`."""
+        return self._call("POST", f"/checkout/sessions/{session_id}/delete")
+
+    def abandon_sessions(self, count: int) -> list[str]:
+        """`count` Checkout Sessions of another integration, opened and left to expire: as
+        many `checkout.session.expired` events. Returns their ids."""
+        return self._call("POST", "/checkout/sessions/abandoned", {"count": count})["ids"]
+
     # ---- The Stripe Dashboard ---------------------------------------------------------
 
     def refund_charge(self, charge_id: str, amount: int | None = None,
@@ -115,6 +124,10 @@ class SandboxControl:
         balance = self._call("GET", f"/accounts/{account_id}/balance")
         return next((entry["amount"] for entry in balance["available"] if entry["currency"] == currency), 0)
 
+    def fail_refund(self, refund_id: str, after: int = 0, reason: str = "expired_or_canceled_card") -> dict:
+        """The customer's bank returns the refund `after` sandbox seconds from now (at once for 0)."""
+        return self._call("POST", f"/refunds/{refund_id}/fail", {"after": after, "reason": reason})
+
     # ---- Time --------------------------------------------------------------------------
 
     def advance_clock(self, seconds: float) -> dict:
@@ -148,6 +161,14 @@ class SandboxControl:
 
     def pause(self) -> dict:
         return self._call("POST", "/webhooks/pause")
+
+    def disable_endpoint(self) -> dict:
+        """The webhook endpoint disabled in the Dashboard: events created meanwhile are never
+        sent, not even once it is enabled again (only the events list has them)."""
+        return self._call("POST", "/webhooks/disable")
+
+    def enable_endpoint(self) -> dict:
+        return self._call("POST", "/webhooks/enable")
 
     def resume(self) -> dict:
         return self._call("POST", "/webhooks/resume")

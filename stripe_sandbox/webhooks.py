@@ -71,6 +71,9 @@ class WebhookDispatcher:
         self._order = itertools.count()
         self._condition = threading.Condition()
         self._paused = False
+        # Disabled in the Dashboard: events created meanwhile are never sent (re-enabling
+        # does not send them either; only the events list still has them).
+        self._disabled = False
         self._stopping = False
         self._in_flight = 0
         self._thread: threading.Thread | None = None
@@ -109,6 +112,10 @@ class WebhookDispatcher:
     def event_created(self, event: dict) -> None:
         if not self.enabled or not self._mine(event) or not event["pending_webhooks"]:
             return  # no endpoint, another endpoint's event, or not subscribed to the type
+        if self._disabled:
+            with self.store.lock:
+                self.store.objects[event["id"]]["pending_webhooks"] = 0
+            return
         with self._condition:
             delay = self.faults.delay_ms / 1000
             self._push(event["id"], attempt=1, copy="original", delay=delay)
@@ -124,6 +131,14 @@ class WebhookDispatcher:
             self.faults = faults.validated()
             self._random = random.Random(faults.seed)
 
+    def disable(self) -> None:
+        with self._condition:
+            self._disabled = True
+
+    def enable(self) -> None:
+        with self._condition:
+            self._disabled = False
+
     def pause(self) -> None:
         with self._condition:
             self._paused = True
@@ -137,12 +152,14 @@ class WebhookDispatcher:
         with self._condition:
             self._queue.clear()
             self._paused = False
+            self._disabled = False
             self.faults = Faults()
             self._random = random.Random()
 
     def status(self) -> dict:
         with self._condition:
             return {"enabled": self.enabled, "url": self.settings.url, "paused": self._paused,
+                    "disabled": self._disabled,
                     "queued": len(self._queue), "in_flight": self._in_flight,
                     "faults": asdict(self.faults)}
 

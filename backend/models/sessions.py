@@ -40,6 +40,8 @@ class Session(models.Model):
     cancellation_policy = models.JSONField(null=True, blank=True)
     # What a cancellation refunds (minor units): set when it is cancelled; null is everything.
     cancellation_refund_amount = models.PositiveIntegerField(null=True, blank=True)
+    # What the customer's bank took back when a dispute was lost (Stripe's dispute amount).
+    dispute_lost_amount = models.PositiveIntegerField(default=0, help_text="Minor units lost in a dispute")
     stripe_payment_id = models.CharField(max_length=255, unique=True, null=True, blank=True, help_text="PaymentIntent id")
     stripe_checkout_session_id = models.CharField(max_length=255, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -59,7 +61,7 @@ class Session(models.Model):
             # mentor_stats_recompute reads only this index (PostgreSQL; a plain index elsewhere).
             models.Index(
                 fields=["mentor"],
-                include=["id", "duration_minutes", "amount", "refunded_amount"],
+                include=["id", "duration_minutes", "amount", "refunded_amount", "dispute_lost_amount"],
                 condition=models.Q(payment_status="paid") & ~models.Q(status="cancelled"),
                 name="sessions_mentor_paid_stats",
             ),

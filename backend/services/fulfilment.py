@@ -9,13 +9,13 @@ import logging
 
 from backend.errors import PaymentMismatch, PrerequisiteMissing
 from backend.models import Checkout, Mentor, Session
-from backend.services.cancellation_policy import cancellation_policy_current, cancellation_policy_snapshot
+from backend.services.cancellation_policy import cancellation_policy_current
 from backend.services.dispatch import admin_alert_on_commit, notification_on_commit, stats_recompute_on_commit
 from backend.services.installation import installation
 from backend.services.mentors import mentor_stats_write
 from backend.services.payouts import payout_dispute_opened
 from backend.services.refunds import refund_create
-from backend.services.sessions import session_for_payment
+from backend.services.sessions import session_for_payment, session_payment_cleared
 from backend.services.slots import slot_conflict
 
 logger = logging.getLogger(__name__)
@@ -152,18 +152,11 @@ def checkout_async_payment_succeeded(*, stripe_session: dict) -> Session | None:
     session = _session_for_checkout_session(stripe_session)
     if session is None or session.payment_status != Session.PaymentStatus.PENDING:
         return session
-    session.payment_status = Session.PaymentStatus.PAID
-    session.stripe_payment_id = session.stripe_payment_id or stripe_session.get("payment_intent")
-    cancellation_policy_snapshot(session)
-    session.save(update_fields=["payment_status", "stripe_payment_id", "cancellation_policy", "updated_at"])
+    session_payment_cleared(session, stripe_session.get("payment_intent"))
     if session.status == Session.Status.CANCELLED:
         # Cancelled while the debit was pending (by a party, or at its start time: the
         # pending-debit policy), so never delivered: the money goes back.
         refund_create(session=session, reason="cancelled before the payment cleared")
-        return session
-    stats_recompute_on_commit(session.mentor_id)
-    if session.status == Session.Status.SCHEDULED:
-        notification_on_commit(session.pk, "booked")
     return session
 
 
@@ -212,4 +205,27 @@ def dispute_open(*, dispute: dict) -> Session:
                      f"{(dispute.get('currency') or '').upper()} on session {session.pk} \"{session.title}\", "
                      f"payment {session.stripe_payment_id}. Respond in the Stripe Dashboard."),
         )
+    return session
+
+
+def dispute_close(*, dispute: dict) -> Session:
+    """charge.dispute.closed: a lost dispute is money the customer's bank took back, so the
+    mentor's earnings drop by it (mentor stats) and the admins are told; a won one changes
+    nothing. Idempotent: the amount lost is set, not added."""
+    session = session_for_payment(dispute.get("payment_intent"))
+    lost = (dispute.get("amount") or 0) if dispute.get("status") == "lost" else 0
+    if session.is_disputed and session.dispute_lost_amount == lost:
+        return session
+    session.is_disputed = True
+    session.dispute_lost_amount = lost
+    session.save(update_fields=["is_disputed", "dispute_lost_amount", "updated_at"])
+    stats_recompute_on_commit(session.mentor_id)
+    if lost:
+        admin_alert_on_commit(
+            subject=f"Dispute lost on session {session.pk}",
+            message=(f"Dispute {dispute.get('id')} on session {session.pk} \"{session.title}\", payment "
+                     f"{session.stripe_payment_id}, was lost: {lost} {session.currency.upper()} went back to the "
+                     "customer's bank. The mentor's earnings are lowered by it."),
+        )
+    logger.info("session %s: dispute %s closed %s", session.pk, dispute.get("id"), dispute.get("status"))
     return session

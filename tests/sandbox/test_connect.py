@@ -264,21 +264,6 @@ def test_events_of_connected_accounts_are_listed_with_their_stripe_account_only(
     assert all(e.type != "account.updated" for e in platform)
 
 
-def test_a_dispute_is_won_or_lost_with_charge_dispute_closed(client, sandbox, receiver):
-    disputes = []
-    for outcome in ("won", "lost"):
-        _, _, charge = paid_session(sandbox, client)
-        dispute = sandbox.dispute_charge(charge.id)
-        closed = sandbox.close_dispute(dispute["id"], outcome)
-        assert closed["status"] == outcome
-        disputes.append(dispute["id"])
-
-    assert [receiver.wait_for_event("charge.dispute.closed", id=d)["data"]["object"]["status"] for d in disputes] == [
-        "won", "lost"]
-    with pytest.raises(SandboxControlError):
-        sandbox.close_dispute(disputes[0], "lost")  # closed already
-
-
 ROUTES = {
     "POST /v1/accounts": lambda client, ctx: client.v1.accounts.create(params=EXPRESS),
     "POST /v1/account_links": lambda client, ctx: link(client, ctx["account"].id),
