@@ -167,7 +167,8 @@ PUBLIC = ["/api/mentors", "/api/mentors/{mentor_id}", "/api/mentors/{mentor_id}/
           "/api/openapi.json", "/api/docs"]
 BEARER_ONLY = [("get", "/api/auth/me"), ("get", "/api/sessions"), ("get", "/api/sessions/{session_id}"),
                ("post", "/api/sessions/{session_id}/cancel"), ("post", "/api/payments/create-checkout-session"),
-               ("get", "/api/payments/checkout-sessions/{cs_id}"), ("put", "/api/mentors/me/schedule")]
+               ("get", "/api/payments/checkout-sessions/{cs_id}"), ("put", "/api/mentors/me/schedule"),
+               ("post", "/api/auth/verify-email")]
 
 
 @pytest.mark.parametrize("path", PUBLIC)
