@@ -208,7 +208,7 @@ BEARER_ONLY = [("get", "/api/auth/me"), ("get", "/api/sessions"), ("get", "/api/
                ("get", "/api/mentors/me/schedule"), ("get", "/api/mentors/me/bookings"), ("get", "/api/mentors/me"),
                ("patch", "/api/mentors/me"),
                ("get", "/api/mentors/me/payout-account"), ("post", "/api/mentors/me/payout-account"),
-               ("get", "/api/mentors/me/payouts")]
+               ("get", "/api/mentors/me/payouts"), ("post", "/api/auth/verify-email")]
 
 
 @pytest.mark.parametrize("path", PUBLIC)
