@@ -9,6 +9,8 @@ class Notification(models.Model):
         REFUNDED = "refunded"
         CANCELLED = "cancelled"
         PAYMENT_FAILED = "payment_failed"
+        REFUND_FAILED = "refund_failed"  # Stripe failed a refund (or it never reached Stripe)
+        REFUND_RETRIED = "refund_retried"  # a refund that had failed went through after all
 
     class Recipient(models.TextChoices):
         MENTEE = "mentee"

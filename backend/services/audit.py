@@ -28,6 +28,7 @@ from django.db.models import Q
 
 from backend import stripe_gateway
 from backend.models import Checkout, Refund, Session
+from backend.services.money import money_format
 from backend.services.notifications import admin_alert
 from backend.services.refunds import REFUND_STATUS
 
@@ -110,11 +111,13 @@ def _captured_without_session(checkouts, sessions, stripe_sessions: dict, charge
         charge = charges.get(stripe_session.get("payment_intent")) or _latest_charge(stripe_session.get("payment_intent"))
         captured = (charge or {}).get("amount_captured", stripe_session.get("amount_total") or 0)
         refunded = (charge or {}).get("amount_refunded", 0)
+        currency = stripe_session.get("currency") or checkout.currency
         if refunded < captured:
             found.append(Discrepancy(
                 "captured_without_session", f"checkout {checkout.pk} ({stripe_session['id']})",
-                f"Stripe captured {captured} {stripe_session.get('currency')} "
-                f"(payment {stripe_session.get('payment_intent')}), refunded {refunded}, and we have no session"))
+                f"Stripe captured {money_format(captured, currency)} (payment "
+                f"{stripe_session.get('payment_intent')}), refunded {money_format(refunded, currency)}, "
+                "and we have no session"))
     return found
 
 
@@ -136,13 +139,17 @@ def _session_against_stripe(session: Session, charges: dict, refunds_of: dict) -
 
     found = []
     stripe_refunded = charge.get("amount_refunded") or 0
+
+    def money(amount) -> str:
+        return money_format(amount, session.currency) if isinstance(amount, int) else repr(amount)
+
     if session.refunded_amount != stripe_refunded:
         found.append(Discrepancy("refunded_amount", subject,
-                                 f"refunded {session.refunded_amount} here, {stripe_refunded} at Stripe"))
+                                 f"refunded {money(session.refunded_amount)} here, {money(stripe_refunded)} at Stripe"))
     fully = stripe_refunded >= session.amount
     if fully != (session.payment_status == Session.PaymentStatus.REFUNDED):
         found.append(Discrepancy("payment_status", subject, f"payment_status {session.payment_status} here, "
-                                 f"Stripe refunded {stripe_refunded} of {session.amount}"))
+                                 f"Stripe refunded {money(stripe_refunded)} of {money(session.amount)}"))
 
     stripe_refunds = refunds_of.get(payment_intent)
     if stripe_refunds is None and (stripe_refunded or session.refunds.all()):
@@ -154,18 +161,18 @@ def _session_against_stripe(session: Session, charges: dict, refunds_of: dict) -
         want = REFUND_STATUS.get(refund.get("status"), Refund.Status.PENDING)
         if row is None:
             found.append(Discrepancy("refund_row", subject, f"Stripe refund {refund_id} ({refund.get('status')}, "
-                                     f"{refund.get('amount')}) has no refund row here"))
+                                     f"{money(refund.get('amount'))}) has no refund row here"))
         elif (row.status, row.amount) != (want, refund.get("amount")):
-            found.append(Discrepancy("refund_row", subject, f"refund {row.pk} is {row.status} {row.amount} here, "
-                                     f"Stripe's {refund_id} is {refund.get('status')} {refund.get('amount')}"))
+            found.append(Discrepancy("refund_row", subject, f"refund {row.pk} is {row.status} {money(row.amount)} here, "
+                                     f"Stripe's {refund_id} is {refund.get('status')} {money(refund.get('amount'))}"))
     for refund_id in set(rows) - set(stripe_refunds):
         found.append(Discrepancy("refund_row", subject, f"refund {rows[refund_id].pk} names Stripe refund "
                                  f"{refund_id}, which Stripe does not have for this payment"))
 
     if (session.status == Session.Status.CANCELLED and session.payment_status == Session.PaymentStatus.PAID
             and stripe_refunded < session.amount and not session.refunds.all()):
-        found.append(Discrepancy("not_refunded", subject, f"cancelled, {session.amount - stripe_refunded} of "
-                                 f"{session.amount} kept and no refund was ever asked for"))
+        found.append(Discrepancy("not_refunded", subject, f"cancelled, {money(session.amount - stripe_refunded)} of "
+                                 f"{money(session.amount)} kept and no refund was ever asked for"))
     return found
 
 

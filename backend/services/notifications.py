@@ -6,8 +6,7 @@ never sends the same email twice.
 """
 import logging
 import smtplib
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import UTC
 from email.utils import parseaddr
 
 from django.conf import settings
@@ -17,7 +16,9 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from icalendar import Calendar, Event, vCalAddress
 
-from backend.models import Notification, Session
+from backend.models import Notification, Refund, Session
+from backend.services.local_time import local_time_text, zone_or_utc
+from backend.services.money import money_format
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,9 @@ RECIPIENTS: dict[str, tuple[str, ...]] = {
     Kind.CANCELLED: (Recipient.MENTEE, Recipient.MENTOR),
     # The mentor never heard of a booking whose payment failed.
     Kind.PAYMENT_FAILED: (Recipient.MENTEE,),
+    # The money goes back to the mentee: only they need to know it is delayed, then sent.
+    Kind.REFUND_FAILED: (Recipient.MENTEE,),
+    Kind.REFUND_RETRIED: (Recipient.MENTEE,),
 }
 
 SUBJECTS: dict[str, str] = {
@@ -38,14 +42,19 @@ SUBJECTS: dict[str, str] = {
     Kind.REFUNDED: "Refund issued: {title}",
     Kind.CANCELLED: "Session cancelled: {title}",
     Kind.PAYMENT_FAILED: "Payment failed: {title}",
+    Kind.REFUND_FAILED: "Your refund did not go through yet: {title}",
+    Kind.REFUND_RETRIED: "Refund sent again: {title}",
 }
 
-# Stripe's zero- and three-decimal currencies; every other one has two decimals.
-# https://docs.stripe.com/currencies#special-cases
-ZERO_DECIMAL_CURRENCIES = frozenset(
-    "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split()
-)
-THREE_DECIMAL_CURRENCIES = frozenset("bhd jod kwd omr tnd".split())
+# Stripe's failure_reason on a refund, as the mentee reads it.
+REFUND_FAILURE_TEXT = {
+    "expired_or_canceled_card": "the card it was going back to is closed or has expired",
+    "lost_or_stolen_card": "the card it was going back to was reported lost or stolen",
+    "charge_for_pending_refund_disputed": "the payment is being disputed with your bank",
+    "insufficient_funds": "it could not be processed yet",
+    "declined": "your bank declined it",
+    "merchant_request": "it was stopped on our side",
+}
 
 ICS_PRODID = "-//MyRoadmap//Sessions//EN"
 
@@ -61,7 +70,7 @@ def notification_send(*, session_id: int, kind: str) -> int:
     """
     if kind not in RECIPIENTS:
         raise ValueError(f"Unknown notification kind {kind!r}; expected one of {sorted(RECIPIENTS)}")
-    session = Session.objects.select_related("mentor__user", "mentee").filter(pk=session_id).first()
+    session = Session.objects.select_related("mentor__user", "mentee", "checkout").filter(pk=session_id).first()
     if session is None:
         logger.warning("Notification %s for session %s skipped: no such session", kind, session_id)
         return 0
@@ -166,21 +175,25 @@ def _party(session: Session, recipient: str) -> tuple[str, str]:
     return session.mentee.name, session.mentee.email
 
 
-def money_format(amount: int, currency: str) -> str:
-    """Minor units as a readable amount: 12000 usd -> "120.00 USD", 6000 jpy -> "6,000 JPY"."""
-    code = currency.lower()
-    decimals = 0 if code in ZERO_DECIMAL_CURRENCIES else 3 if code in THREE_DECIMAL_CURRENCIES else 2
-    value = Decimal(amount).scaleb(-decimals)
-    return f"{value:,.{decimals}f} {code.upper()}"
+def refund_failure_text(failure_reason: str) -> str:
+    """Why Stripe failed a refund, in the mentee's words."""
+    return REFUND_FAILURE_TEXT.get(failure_reason, "the bank did not accept it")
 
 
-def _when(start: datetime, end: datetime) -> str:
-    """Like "Tuesday 3 March 2026, 15:00-16:00 UTC"; the end's date too when it differs."""
-    start, end = start.astimezone(UTC), end.astimezone(UTC)
-    day = f"{start:%A} {start.day} {start:%B %Y}"
-    if end.date() == start.date():
-        return f"{day}, {start:%H:%M}-{end:%H:%M} UTC"
-    return f"{day}, {start:%H:%M} UTC - {end:%A} {end.day} {end:%B %Y}, {end:%H:%M} UTC"
+def _cancelled_by_text(session: Session, recipient: str) -> str:
+    """Who cancelled, as the recipient reads it ("" for a booking that never went through)."""
+    by = session.cancelled_by
+    if by == Session.CancelledBy.MENTOR:
+        return "You cancelled it." if recipient == Recipient.MENTOR else f"{session.mentor.name} (your mentor) cancelled it."
+    if by == Session.CancelledBy.MENTEE:
+        return "You cancelled it." if recipient == Recipient.MENTEE else f"{session.mentee.name} (the mentee) cancelled it."
+    if by == Session.CancelledBy.ADMIN:
+        return "Our support team cancelled it."
+    if by == Session.CancelledBy.STRIPE:
+        return "The payment was refunded in full."
+    if by == Session.CancelledBy.SYSTEM:
+        return "The bank payment had not cleared when the session was due to start."
+    return ""
 
 
 def _attachment(session: Session, kind: str) -> tuple[str, str, str] | None:
@@ -196,8 +209,12 @@ def _attachment(session: Session, kind: str) -> tuple[str, str, str] | None:
 def _email_build(*, session: Session, kind: str, recipient: str, to: str,
                  attachment: tuple[str, str, str] | None) -> EmailMultiAlternatives:
     name, _ = _party(session, recipient)
+    person = session.mentor.user if recipient == Recipient.MENTOR else session.mentee
+    zone = zone_or_utc(person.time_zone).key
     start = session.scheduled_at.astimezone(UTC)
     end = session.ends_at.astimezone(UTC)
+    newest_refund = session.refunds.order_by("-created_at", "-id").first()
+    failed_refund = session.refunds.filter(status=Refund.Status.FAILED).order_by("-created_at", "-id").first()
     context = {
         "session": session,
         "recipient": recipient,
@@ -206,11 +223,18 @@ def _email_build(*, session: Session, kind: str, recipient: str, to: str,
         "mentee_name": session.mentee.name,
         "starts_at_iso": start.isoformat(),
         "ends_at_iso": end.isoformat(),
-        "when": _when(start, end),
+        # Each recipient's own local time, with its zone; UTC beside it for anyone elsewhere.
+        "when": local_time_text(start, zone, end),
+        "when_utc": local_time_text(start, "UTC", end) if zone != "UTC" else "",
         "duration_minutes": session.duration_minutes,
         "amount": money_format(session.amount, session.currency),
         "refunded_amount": money_format(session.refunded_amount, session.currency),
-        "frontend_url": settings.FRONTEND_URL,
+        "refund_amount": money_format(newest_refund.amount if newest_refund else session.amount, session.currency),
+        "failed_amount": money_format(failed_refund.amount if failed_refund else session.amount, session.currency),
+        "failure_text": refund_failure_text(failed_refund.failure_reason if failed_refund else ""),
+        "cancelled_by_text": _cancelled_by_text(session, recipient),
+        "cancel_reason": session.cancel_reason,
+        "frontend_url": settings.FRONTEND_URL or (session.checkout.site_url if session.checkout else ""),
     }
     message = EmailMultiAlternatives(
         # A newline in a header is refused by Django; titles come from users.

@@ -33,6 +33,12 @@ def client_address_resolve(*, remote_addr: str, forwarded_for: str = "") -> str:
     return hops[0] if hops else remote_addr
 
 
+def peer_is_trusted_proxy(remote_addr: str) -> bool:
+    """Is the peer one of our reverse proxies (TRUSTED_PROXY), whose X-Forwarded-* headers we believe?"""
+    networks = _trusted_networks(tuple(settings.TRUSTED_PROXY))
+    return bool(networks) and _is_trusted(remote_addr, networks)
+
+
 @lru_cache(maxsize=8)
 def _trusted_networks(proxies: tuple[str, ...]) -> tuple:
     return tuple(ipaddress.ip_network(proxy, strict=False) for proxy in proxies)

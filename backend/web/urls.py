@@ -11,6 +11,7 @@ urlpatterns = [
     path("sessions", views.sessions, name="sessions"),
     path("sessions/<int:session_id>/cancel", views.session_cancel_page, name="session_cancel"),
     path("sessions/<int:session_id>.ics", views.session_calendar, name="session_ics"),
+    path("holds/<str:cs_id>/cancel", views.checkout_hold_cancel_page, name="hold_cancel"),
     path("login", views.login_page, name="login"),
     path("register", views.register_page, name="register"),
     path("logout", views.logout_page, name="logout"),

@@ -54,10 +54,10 @@ def test_a_dashboard_refund_whose_webhooks_never_came_is_reported_and_mailed_onc
     status, output = audit(capsys)
 
     assert status == 1
-    assert f"refunded_amount: session {session.pk} ({session.stripe_payment_id}): refunded 0 here, 6500 at Stripe" in output
-    assert f"Stripe refund {refund['id']} (succeeded, 6500) has no refund row here" in output
+    assert f"refunded_amount: session {session.pk} ({session.stripe_payment_id}): refunded 0.00 USD here, 65.00 USD at Stripe" in output
+    assert f"Stripe refund {refund['id']} (succeeded, 65.00 USD) has no refund row here" in output
     assert "audit discrepancies: 2" in output
-    assert [m.subject for m in audit_mails()] == ["[Django] Payments audit: 2 discrepancies"]
+    assert [m.subject for m in audit_mails()] == ["[MyRoadmap] Payments audit: 2 discrepancies"]
     assert refund["id"] in audit_mails()[0].body and audit_mails()[0].to == ["admin@myroadmap.local"]
 
     # Once the events arrive, the ledger agrees again.
@@ -76,8 +76,8 @@ def test_a_payment_whose_webhook_never_came_is_captured_without_a_session(client
     status, output = audit(capsys)
 
     assert status == 1
-    assert "captured_without_session: checkout " in output and f"({cs_id}): Stripe captured 12000 usd " \
-        f"(payment {paid['payment_intent']['id']}), refunded 0, and we have no session" in output
+    assert "captured_without_session: checkout " in output and f"({cs_id}): Stripe captured 120.00 USD " \
+        f"(payment {paid['payment_intent']['id']}), refunded 0.00 USD, and we have no session" in output
 
 
 def test_a_paid_session_stripe_does_not_know_is_reported(payments, capsys):
