@@ -162,6 +162,9 @@ def _cancel_outcome_text(session, refund, *, is_mentor: bool, was_cancelled: boo
     if was_cancelled:
         return f"{title} was already cancelled."
     if refund is None:
+        if session.payment_status == session.PaymentStatus.PAID and session.refunded_amount < session.amount:
+            # Another refund is on its way (one made at Stripe); the rest follows once it settles.
+            return f"{title} is cancelled. A refund already on its way is settling first; the rest follows it."
         return f"{title} is cancelled. Nothing was left to refund."
     amount = money_format(refund.amount, refund.currency)
     if is_mentor:
