@@ -23,6 +23,9 @@ from backend.services.money import money_format
 from backend.services.refunds import refund_admin_request, refunds_retry, session_refundable_amount
 from backend.services.webhooks import webhook_events_retry
 
+admin.site.site_header = "MyRoadmap admin"
+admin.site.site_title = "MyRoadmap admin"
+
 
 class LedgerAdmin(admin.ModelAdmin):
     """Rows of the payment ledger: only the payment flow creates them (an admin-made row would

@@ -41,8 +41,10 @@ def payment_text(session: Session) -> str:
 
 
 @register.filter
-def newest_refund(session: Session) -> Refund | None:
+def newest_refund(session: Session | None) -> Refund | None:
     """The session's latest refund, from the page's prefetch (no query per row)."""
+    if session is None:
+        return None
     refunds = getattr(session, "refunds_newest_first", None)
     if refunds is None:
         refunds = list(session.refunds.order_by("-created_at", "-id")[:1])

@@ -46,7 +46,7 @@
     var daysBox = picker.querySelector(".slot-days"), timesBox = picker.querySelector(".slot-times");
     var startField = document.getElementById("id_scheduled_at"), zoneField = document.getElementById("id_timezone");
     var picked = document.querySelector("[data-testid=picked]");
-    var days = [], current = 0, request = 0;
+    var days = [], currentDay = "", request = 0;
 
     function choose(iso, button) {
       // The API gives each start with the viewer's offset: its first 16 characters are the
@@ -60,7 +60,7 @@
     }
 
     function showDay(index) {
-      current = index;
+      currentDay = days[index].day;
       daysBox.querySelectorAll("button").forEach(function (b, i) { b.setAttribute("aria-selected", i === index ? "true" : "false"); });
       timesBox.replaceChildren();
       var list = document.createElement("div");
@@ -81,6 +81,7 @@
 
     function render(body) {
       days = body.days || [];
+      picker.dataset.loaded = String(body.duration_minutes);  // which duration the times are for
       daysBox.replaceChildren();
       timesBox.replaceChildren();
       if (!days.length) {
@@ -106,9 +107,10 @@
         button.addEventListener("click", function () { showDay(index); });
         daysBox.appendChild(button);
       });
-      var chosenDay = startField.value ? startField.value.slice(0, 10) : "";
-      var keep = days.findIndex(function (d) { return d.day === chosenDay; });
-      showDay(keep >= 0 ? keep : Math.min(current, days.length - 1));
+      // Stay on the day being looked at (or the picked start's day) when the duration changes.
+      var wanted = currentDay || (startField.value ? startField.value.slice(0, 10) : "");
+      var keep = days.findIndex(function (d) { return d.day === wanted; });
+      showDay(keep >= 0 ? keep : 0);
     }
 
     function load() {
@@ -124,7 +126,7 @@
         .catch(function () { if (mine === request) { timesBox.textContent = "Free times could not be loaded; type a date and time instead."; } });
     }
 
-    select.addEventListener("change", function () { showPrice(); load(); });
+    select.addEventListener("change", function () { delete picker.dataset.loaded; showPrice(); load(); });
     load();
   }
 
