@@ -2,11 +2,14 @@ import json
 
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
+from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
-from backend.errors import RateLimited
+from backend.errors import ApplicationError, RateLimited
 from backend.models import (
     BlockedDate,
     Checkout,
@@ -23,9 +26,13 @@ from backend.models import (
     WebhookEvent,
     WeeklyAvailability,
 )
+from backend.services.money import money_format
 from backend.services.payouts import mentor_payout_balances, payouts_hold, payouts_release, payouts_retry
-from backend.services.refunds import refund_admin_request, refunds_retry
+from backend.services.refunds import refund_admin_request, refunds_retry, session_refundable_amount
 from backend.services.webhooks import webhook_events_retry
+
+admin.site.site_header = "MyRoadmap admin"
+admin.site.site_title = "MyRoadmap admin"
 
 
 class RateLimitedAdminLoginForm(AdminAuthenticationForm):
@@ -57,7 +64,8 @@ class LedgerAdmin(admin.ModelAdmin):
         readonly = [*super().get_readonly_fields(request, obj), *self.money_fields]
         if self.editable_fields is not None:
             readonly += [field.name for field in self.model._meta.concrete_fields
-                         if field.editable and field.name not in self.editable_fields and field.name not in readonly]
+                         if field.editable and field.name not in self.editable_fields and field.name not in readonly
+                         and field.name not in (self.exclude or ())]  # shown formatted instead
         return readonly
 
     def has_add_permission(self, request):
@@ -74,6 +82,15 @@ class LedgerAdmin(admin.ModelAdmin):
 
 def _can_refund(request) -> bool:
     return request.user.has_perm("backend.refund_session")
+
+
+def _money_column(field: str, description: str):
+    """A list or detail column showing `field` (minor units) in the row's currency, as people read it."""
+    @admin.display(description=description, ordering=field)
+    def column(self, obj):
+        return money_format(getattr(obj, field), obj.currency)
+    column.__name__ = f"{field}_text"
+    return column
 
 
 @admin.register(User)
@@ -111,11 +128,14 @@ class BlockedDateInline(admin.TabularInline):
 @admin.register(Mentor)
 class MentorAdmin(admin.ModelAdmin):
     inlines = [WeeklyAvailabilityInline, BlockedDateInline]
-    list_display = ["name", "user", "hourly_rate", "currency", "is_active", "total_sessions", "total_earnings"]
+    list_display = ["name", "user", "hourly_rate_text", "is_active", "total_sessions", "total_earnings_text"]
     list_filter = ["is_active", "currency", "expertise"]
     search_fields = ["name", "headline", "user__email"]
-    readonly_fields = ["total_sessions", "total_minutes", "total_earnings", "stats_updated_at"]
+    readonly_fields = ["total_sessions", "total_minutes", "total_earnings_text", "stats_updated_at"]
+    exclude = ["total_earnings"]
     autocomplete_fields = ["user"]
+    hourly_rate_text = _money_column("hourly_rate", "hourly rate")
+    total_earnings_text = _money_column("total_earnings", "earnings")
 
     def get_readonly_fields(self, request, obj=None):
         # Whose mentor profile this is (and so whose earnings) is chosen once, when it is added.
@@ -124,12 +144,14 @@ class MentorAdmin(admin.ModelAdmin):
 
 @admin.register(Checkout)
 class CheckoutAdmin(LedgerAdmin):
-    list_display = ["id", "mentor", "mentee", "scheduled_at", "amount", "currency", "status", "expires_at"]
+    list_display = ["id", "mentor", "mentee", "scheduled_at", "amount_text", "status", "expires_at"]
     list_filter = ["status", "currency"]
     search_fields = ["stripe_checkout_session_id", "mentee__email", "mentor__name", "title"]
     date_hierarchy = "created_at"
     raw_id_fields = ["mentee", "mentor"]
-    money_fields = ["amount", "currency", "status", "stripe_checkout_session_id", "checkout_url"]
+    exclude = ["amount", "currency"]
+    money_fields = ["amount_text", "status", "stripe_checkout_session_id", "checkout_url", "site_url"]
+    amount_text = _money_column("amount", "amount")
     # A hold is Stripe's Checkout for one slot of one mentor: none of it changes by hand.
     editable_fields: list[str] = []
 
@@ -150,31 +172,72 @@ class SessionRescheduleInline(admin.TabularInline):
 @admin.register(Session)
 class SessionAdmin(LedgerAdmin):
     inlines = [SessionRescheduleInline]
-    list_display = ["id", "title", "mentor", "mentee", "scheduled_at", "status", "payment_status", "amount", "currency"]
+    list_display = ["id", "title", "mentor", "mentee", "scheduled_at", "status", "payment_status", "amount_text",
+                    "refunded_amount_text"]
     list_filter = ["status", "payment_status", "is_disputed", "currency"]
     search_fields = ["title", "stripe_payment_id", "stripe_checkout_session_id", "mentee__email", "mentor__name"]
     date_hierarchy = "scheduled_at"
     raw_id_fields = ["mentor", "mentee", "checkout"]
-    money_fields = ["checkout", "amount", "currency", "payment_status", "refunded_amount", "is_disputed",
-                    "stripe_payment_id", "stripe_checkout_session_id", "reschedule_count", "cancellation_policy",
-                    "cancellation_refund_amount", "dispute_lost_amount"]
+    exclude = ["amount", "currency", "refunded_amount"]
+    money_fields = ["checkout", "amount_text", "payment_status", "refunded_amount_text", "is_disputed",
+                    "stripe_payment_id", "stripe_checkout_session_id", "cancelled_by", "cancel_reason", "reschedule_count",
+                    "cancellation_policy", "cancellation_refund_amount", "dispute_lost_amount"]
     # Who, with whom, when and in which state are read-only too: setting "cancelled" here would
     # skip the refund and the emails, another mentor would take the earnings. Cancelling is the
     # "Refund" action (refund_session permission): the same service as a mentor's cancel.
     editable_fields = ["title", "description"]
     actions = ["refund_sessions"]
+    amount_text = _money_column("amount", "amount")
+    refunded_amount_text = _money_column("refunded_amount", "refunded")
 
     def has_refund_permission(self, request):
         return _can_refund(request)
 
-    @admin.action(description="Refund (cancel, refund in full and tell both)", permissions=["refund"])
+    @admin.action(description="Refund (cancel and refund in full)\u2026", permissions=["refund"])
     def refund_sessions(self, request, queryset):
-        refunds = [(session, refund_admin_request(session_id=session.pk, staff=request.user)) for session in queryset]
-        self.log_action_outcomes(request, [
-            (session, f"Refund {refund.pk} of {refund.amount} {refund.currency} requested" if refund
-             else "Refund asked; nothing left to refund") for session, refund in refunds])
-        started = sum(1 for _, refund in refunds if refund)
-        self.message_user(request, f"{started} refund(s) started; the rest had nothing left to refund.")
+        """First a confirmation page (what each refund gives back, a required reason), then
+        the refunds, each in the admin log with who, when, how much and why."""
+        sessions = list(queryset.select_related("mentor", "mentee").order_by("pk"))
+        reason = request.POST.get("reason", "").strip()
+        if request.POST.get("post") == "yes" and reason:
+            return self._refund_confirmed(request, sessions, reason)
+        rows = [{"session": s, "refundable": money_format(session_refundable_amount(s), s.currency),
+                 "refundable_amount": session_refundable_amount(s)} for s in sessions]
+        return TemplateResponse(request, "admin/backend/session/refund_confirmation.html", {
+            **self.admin_site.each_context(request),
+            "title": "Refund the selected sessions?",
+            "opts": self.model._meta,
+            "rows": rows,
+            "total": "; ".join(sorted({money_format(sum(r["refundable_amount"] for r in rows
+                                                        if r["session"].currency == currency), currency)
+                                       for currency in {r["session"].currency for r in rows}})),
+            "reason": reason,
+            "reason_missing": request.POST.get("post") == "yes" and not reason,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            "media": self.media,
+        })
+
+    def _refund_confirmed(self, request, sessions, reason: str):
+        outcomes, started, refused = [], 0, []
+        for session in sessions:
+            try:
+                refund = refund_admin_request(session_id=session.pk, staff=request.user, reason=reason)
+            except ApplicationError as exc:
+                refused.append(f"session {session.pk}: {exc.message}")
+                outcomes.append((session, f"Refund refused ({exc.code}): {exc.message}. Reason given: {reason}"))
+                continue
+            if refund:
+                started += 1
+                outcomes.append((session, f"Refund {refund.pk} of {money_format(refund.amount, refund.currency)} "
+                                          f"requested. Reason: {reason}"))
+            else:
+                outcomes.append((session, f"Refund asked; nothing left to refund. Reason: {reason}"))
+        self.log_action_outcomes(request, outcomes)
+        self.message_user(request, f"{started} refund(s) started; the rest had nothing left to refund.",
+                          messages.SUCCESS if started else messages.WARNING)
+        for problem in refused:
+            self.message_user(request, problem, messages.ERROR)
+        return None
 
 
 @admin.register(WebhookEvent)
@@ -223,14 +286,20 @@ class WebhookEventAdmin(admin.ModelAdmin):
 
 @admin.register(Refund)
 class RefundAdmin(LedgerAdmin):
-    list_display = ["id", "session", "amount", "currency", "status", "failure_reason", "stripe_refund_id", "attempts",
-                    "created_at"]
+    list_display = ["id", "session", "amount_text", "status", "problem", "stripe_refund_id", "attempts", "created_at"]
     list_filter = ["status", "currency", "failure_reason"]
     search_fields = ["stripe_refund_id", "session__title", "session__stripe_payment_id"]
     raw_id_fields = ["session", "requested_by"]
-    money_fields = ["session", "stripe_refund_id", "amount", "currency", "status", "failure_reason", "retry_of",
+    exclude = ["amount", "currency"]
+    money_fields = ["session", "stripe_refund_id", "amount_text", "status", "failure_reason", "retry_of",
                     "requested_by", "attempts", "next_attempt_at", "last_error"]
     actions = ["retry_selected"]
+    amount_text = _money_column("amount", "amount")
+
+    @admin.display(description="why it failed")
+    def problem(self, refund):
+        """Stripe's own words: its failure_reason, or the error code it refused the request with."""
+        return refund.failure_reason or refund.last_error[:120]
 
     def has_refund_permission(self, request):
         return _can_refund(request)
@@ -349,3 +418,30 @@ class PayoutReversalAdmin(LedgerAdmin):
     raw_id_fields = ["payout"]
     money_fields = ["payout", "amount", "status", "stripe_reversal_id", "reason", "failure_code", "attempts",
                     "last_error", "email_sent_at"]
+
+
+@admin.register(LogEntry)
+class LogEntryAdmin(admin.ModelAdmin):
+    """The admin's log, where every money action is recorded (who, when, what, why): read-only."""
+
+    list_display = ["action_time", "user", "content_type", "object_link", "action_flag", "message"]
+    list_filter = ["action_flag", "content_type"]
+    search_fields = ["object_repr", "change_message", "user__email"]
+    date_hierarchy = "action_time"
+
+    @admin.display(description="object")
+    def object_link(self, entry):
+        return entry.object_repr
+
+    @admin.display(description="what")
+    def message(self, entry):
+        return entry.get_change_message()
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

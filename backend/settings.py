@@ -216,10 +216,12 @@ NINJA_JWT = {
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
 }
-# Where Checkout sends the mentee back: by default this backend's own pages (/sessions,
-# /mentors/{id}); an external frontend (the :3002 app) sets it, and CORS follows.
-FRONTEND_URL = env("FRONTEND_URL", default=f"http://127.0.0.1:{env.int('API_PORT', default=8002)}").rstrip("/")
-CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[FRONTEND_URL])
+# Where Checkout sends the mentee back and emails link to. Unset: this backend's own pages
+# (/sessions, /mentors/{id}) at the address the mentee booked on (the request's origin,
+# through a TRUSTED_PROXY as the browser saw it); an external frontend (the :3002 app) sets
+# it, and CORS follows.
+FRONTEND_URL = env("FRONTEND_URL", default="").rstrip("/")
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[FRONTEND_URL] if FRONTEND_URL else [])
 
 # --- Stripe -------------------------------------------------------------------
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
@@ -383,6 +385,10 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="MyRoadmap <no-reply@myro
 # SMTP gives up after this (Django's own default is to wait forever); password reset and
 # email verification links are sent from the request.
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+# Alerts to the admins (mail_admins, crash reports) come from the same branded sender, and
+# their subjects start with this instead of Django's "[Django] ".
+SERVER_EMAIL = env("SERVER_EMAIL", default="") or DEFAULT_FROM_EMAIL
+EMAIL_SUBJECT_PREFIX = (env("EMAIL_SUBJECT_PREFIX", default="[MyRoadmap]").strip() + " ").lstrip()
 ADMINS = [("Admin", a) for a in env.list("ADMIN_EMAILS", default=["admin@myroadmap.local"])]
 
 # --- Booking policy -----------------------------------------------------------
@@ -435,6 +441,10 @@ LOGOUT_REDIRECT_URL = "/mentors"
 LOG_FORMAT = env("LOG_FORMAT", default="plain")
 LOGGING = logging_config(log_format="json" if LOG_FORMAT == "json" else "plain", level=env("LOG_LEVEL", default="INFO"))
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # worker and beat log through LOGGING above
+# What a worker prints stays as printed: the console email backend's messages would
+# otherwise become log records (a timestamp before the first header, the ids after the
+# body, MIME boundaries masked as card numbers) and could not be saved as .eml files.
+CELERY_WORKER_REDIRECT_STDOUTS = False
 # Celery's Django fixup closes every database connection before and after each task unless
 # told to reuse them: a new PostgreSQL connection (and server backend) per task, about a
 # fifth of a booking's worker CPU. Workers keep them like gunicorn does: CONN_MAX_AGE and

@@ -58,11 +58,17 @@ def _domain_error(exc: stripe.StripeError) -> Exception:
     logger.warning("stripe call failed: %s (status=%s, code=%s, request=%s)", exc.__class__.__name__,
                    exc.http_status, getattr(exc, "code", None), exc.request_id)
     if retryable:
-        return PaymentProviderUnavailable("Stripe is unavailable at the moment; try again shortly")
+        return PaymentProviderUnavailable("Stripe is unavailable at the moment; try again shortly",
+                                          user_message="Payments are unavailable for a moment; try again in a minute.")
     if isinstance(exc, (stripe.AuthenticationError, stripe.PermissionError)):
         return PaymentProviderError("Stripe refused our credentials; an administrator has to fix the configuration",
-                                    code="stripe_credentials_refused")
-    return PaymentProviderError("Stripe refused the request", code=getattr(exc, "code", None) or None)
+                                    code="stripe_credentials_refused",
+                                    user_message="Payments are not working at the moment; we have been told.")
+    # Stripe's error code (charge_disputed, amount_too_large, ...) is ours to show: admins
+    # read it on a failed refund, clients get it as the error's code.
+    code = getattr(exc, "code", None) or None
+    return PaymentProviderError(f"Stripe refused the request ({code})" if code else "Stripe refused the request",
+                                code=code, user_message="Our payment provider refused this request.")
 
 
 def checkout_session_create(

@@ -76,7 +76,10 @@ class Payments:
                 url=f"{self.settings.public_url}/c/pay/{session_id}", params=params,
                 amount_total=amount_total, currency=currency)
             items = [objects.line_item(currency=currency, line=line) for line in line_items]
-            self.store.put(session, line_items=items,
+            # What the hosted page shows under each item's name, as Stripe's page does.
+            item_details = [((line.get("price_data") or {}).get("product_data") or {}).get("description") or ""
+                            for line in line_items]
+            self.store.put(session, line_items=items, line_item_details=item_details,
                            payment_intent_data=params.get("payment_intent_data") or {})
             if save:
                 self.store.save()

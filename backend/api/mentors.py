@@ -17,7 +17,9 @@ from backend.services.availability import (
     mentor_schedule_own,
     mentor_schedule_set,
 )
+from backend.services.booking_slots import mentor_bookable_starts
 from backend.services.mentors import mentor_bookings, mentor_get, mentor_list, mentor_own, mentor_profile_update
+from backend.services.money import money_format
 from backend.services.payout_accounts import payout_account_get, payout_account_onboarding_link
 from backend.services.payouts import payouts_for_mentor
 
@@ -189,6 +191,47 @@ def get_availability(request, mentor_id: int, window: Query[AvailabilityQuery]):
     intervals = mentor_availability(mentor_id=mentor_id, starts=_instant(window.from_, "from"),
                                     ends=_instant(window.to, "to"))
     return [{"start": start, "end": end} for start, end in intervals]
+
+
+class SlotsQuery(Schema):
+    duration_minutes: int = Field(60, description="The session's length; one of BOOKING_ALLOWED_DURATIONS")
+    days: int = Field(14, description="How many days ahead, from now (at most 62)")
+    time_zone: InputText = Field("UTC", description="IANA zone the days and the grid are in, e.g. America/New_York")
+
+
+class PriceOut(Schema):
+    amount: int = Field(description="Minor units")
+    currency: str
+    text: str = Field(description="As people read it, e.g. 120.00 USD")
+
+
+class SlotDayOut(Schema):
+    day: date = Field(description="The day in `time_zone`")
+    starts: list[datetime] = Field(description="Bookable start times that day, ISO 8601 with the zone's offset")
+
+
+class SlotsOut(Schema):
+    mentor_id: int
+    time_zone: str
+    duration_minutes: int
+    grid_minutes: int = Field(description="Starts are this many minutes apart on the viewer's clock")
+    price: PriceOut
+    days: list[SlotDayOut]
+
+
+@router.get("/{mentor_id}/slots", response={200: SlotsOut, 404: ErrorOut, 422: ErrorOut}, auth=None)
+def get_slots(request, mentor_id: int, query: Query[SlotsQuery]):
+    """When a session of `duration_minutes` can start, day by day in `time_zone`, with its price:
+    the booking page's slot picker. Computed from the same free intervals as /availability."""
+    picker = mentor_bookable_starts(mentor_id=mentor_id, duration_minutes=query.duration_minutes, days=query.days,
+                                    time_zone=query.time_zone)
+    return {
+        "mentor_id": picker.mentor_id, "time_zone": picker.time_zone, "duration_minutes": picker.duration_minutes,
+        "grid_minutes": picker.grid_minutes,
+        "price": {"amount": picker.amount, "currency": picker.currency,
+                  "text": money_format(picker.amount, picker.currency)},
+        "days": [{"day": day, "starts": starts} for day, starts in picker.days],
+    }
 
 
 class OnboardingOut(Schema):

@@ -12,7 +12,8 @@ from backend.api.schemas import ErrorOut, InputText
 from backend.api.sessions import SessionOut
 from backend.api.throttles import client_address, throttled
 from backend.models import Checkout, field_max_length
-from backend.services.checkouts import CheckoutState, checkout_create, checkout_state_get
+from backend.services.checkouts import CheckoutState, checkout_create, checkout_hold_cancel, checkout_state_get
+from backend.services.site import request_site_url
 from backend.services.webhooks import MAX_PAYLOAD_BYTES, WebhookPayloadTooLarge, webhook_event_ingest
 
 router = Router(tags=["payments"])
@@ -41,7 +42,8 @@ class CheckoutOut(Schema):
 
 class CheckoutStateOut(Schema):
     session_id: str = Field(description="The Stripe Checkout Session id (cs_...)")
-    state: str = Field(description="open, processing, booked, pending_payment, payment_failed, expired or refunded")
+    state: str = Field(description="open, processing, booked, pending_payment, payment_failed, expired, refunded "
+                                   "(paid but never booked: the slot was taken) or cancelled (booked, then cancelled)")
     checkout_url: str | None = Field(description="Where to pay while the hold is open")
     expires_at: datetime = Field(description="When the hold on the slot ends")
     session: SessionOut | None = Field(description="The booked session, once there is one")
@@ -79,6 +81,7 @@ def create_checkout_session(request, payload: CheckoutIn):
         scheduled_at=payload.scheduled_at,
         duration_minutes=payload.duration_minutes,
         client_address=client_address(request),
+        site_url=request_site_url(request),
     )
     return {"checkout_url": checkout.checkout_url, "session_id": checkout.stripe_checkout_session_id}
 
@@ -95,6 +98,24 @@ def checkout_session_state(request, cs_id: str):
     Past CHECKOUT_STATUS_RATE_LIMIT (30 a minute) per account: 429 `rate_limited` with Retry-After;
     Stripe itself is asked at most once every 5 seconds per Checkout, however many poll."""
     state, checkout, session = checkout_state_get(user=request.auth, stripe_checkout_session_id=cs_id)
+    return _state_out(cs_id, state, checkout, session)
+
+
+@router.delete(
+    "/checkout-sessions/{cs_id}",
+    response={200: CheckoutStateOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut,
+              502: ErrorOut, 503: ErrorOut},
+    auth=[JWTAuth(), django_auth],
+)
+def checkout_session_cancel(request, cs_id: str):
+    """Give up the caller's hold: the Checkout is expired at Stripe and the slot is free again
+    (state `expired`). 409 `checkout_complete` when it was paid meanwhile (it is then booked);
+    503 when Stripe can't be reached (the hold is kept). Cancelling twice is harmless."""
+    state, checkout, session = checkout_hold_cancel(user=request.auth, stripe_checkout_session_id=cs_id)
+    return _state_out(cs_id, state, checkout, session)
+
+
+def _state_out(cs_id: str, state: str, checkout: Checkout, session) -> dict:
     return {"session_id": cs_id, "state": state, "expires_at": checkout.expires_at, "session": session,
             "checkout_url": checkout.checkout_url if state == CheckoutState.OPEN else None}
 

@@ -22,6 +22,9 @@ class Checkout(models.Model):
     # Null only between our insert and Stripe's answer, inside one transaction.
     stripe_checkout_session_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
     checkout_url = models.URLField(max_length=2000, blank=True)
+    # The site the mentee booked on (scheme and host, as their browser saw it), where Checkout
+    # sends them back and emails link to when FRONTEND_URL is unset.
+    site_url = models.URLField(max_length=300, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     expires_at = models.DateTimeField()
     # The network the hold was asked from (an IPv4 address or an IPv6 /64): open holds are

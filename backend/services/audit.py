@@ -45,6 +45,7 @@ from django.db.models import Q
 from backend import stripe_gateway
 from backend.models import Checkout, Refund, Session
 from backend.services.installation import installation
+from backend.services.money import money_format
 from backend.services.notifications import admin_alert
 from backend.services.payouts_audit import payouts_audit
 from backend.services.refunds import REFUND_STATUS
@@ -260,10 +261,11 @@ def captured_without_session(scope: AuditScope, report: AuditReport) -> None:
         charge = scope.charge_of(payment_intent)
         captured = (charge or {}).get("amount_captured", stripe_session.get("amount_total") or 0)
         refunded = (charge or {}).get("amount_refunded", 0)
+        currency = stripe_session.get("currency") or checkout.currency
         if refunded < captured:
             report.add("captured_without_session", f"checkout {checkout.pk} ({cs_id})",
-                       f"Stripe captured {captured} {stripe_session.get('currency')} (payment {payment_intent}), "
-                       f"refunded {refunded}, and we have no session")
+                       f"Stripe captured {money_format(captured, currency)} (payment {payment_intent}), "
+                       f"refunded {money_format(refunded, currency)}, and we have no session")
 
 
 def sessions_against_stripe(scope: AuditScope, report: AuditReport) -> None:
@@ -276,6 +278,10 @@ def sessions_against_stripe(scope: AuditScope, report: AuditReport) -> None:
 
 def _session_against_stripe(scope: AuditScope, report: AuditReport, session: Session) -> None:
     subject = _subject(session)
+
+    def money(amount) -> str:
+        return money_format(amount, session.currency) if isinstance(amount, int) else repr(amount)
+
     payment_intent = session.stripe_payment_id
     if not payment_intent:
         if session.payment_status != Session.PaymentStatus.PENDING:
@@ -293,11 +299,11 @@ def _session_against_stripe(scope: AuditScope, report: AuditReport, session: Ses
 
     stripe_refunded = charge.get("amount_refunded") or 0
     if session.refunded_amount != stripe_refunded:
-        report.add("refunded_amount", subject, f"refunded {session.refunded_amount} here, {stripe_refunded} at Stripe")
+        report.add("refunded_amount", subject, f"refunded {money(session.refunded_amount)} here, {money(stripe_refunded)} at Stripe")
     fully = stripe_refunded >= session.amount
     if fully != (session.payment_status == Session.PaymentStatus.REFUNDED):
         report.add("payment_status", subject, f"payment_status {session.payment_status} here, "
-                                              f"Stripe refunded {stripe_refunded} of {session.amount}")
+                                              f"Stripe refunded {money(stripe_refunded)} of {money(session.amount)}")
 
     stripe_refunds = {r["id"]: r for r in scope.refunds_of(session)}
     rows = {r.stripe_refund_id: r for r in session.refunds.all() if r.stripe_refund_id}
@@ -306,10 +312,11 @@ def _session_against_stripe(scope: AuditScope, report: AuditReport, session: Ses
         want = REFUND_STATUS.get(refund.get("status"), Refund.Status.PENDING)
         if row is None:
             report.add("refund_row", subject, f"Stripe refund {refund_id} ({refund.get('status')}, "
-                                              f"{refund.get('amount')}) has no refund row here")
+                                              f"{money(refund.get('amount'))}) has no refund row here")
         elif (row.status, row.amount) != (want, refund.get("amount")):
-            report.add("refund_row", subject, f"refund {row.pk} is {row.status} {row.amount} here, "
-                                              f"Stripe's {refund_id} is {refund.get('status')} {refund.get('amount')}")
+            report.add("refund_row", subject, f"refund {row.pk} is {row.status} {money(row.amount)} here, "
+                                              f"Stripe's {refund_id} is {refund.get('status')} "
+                                              f"{money(refund.get('amount'))}")
     for refund_id in set(rows) - set(stripe_refunds):
         report.add("refund_row", subject, f"refund {rows[refund_id].pk} names Stripe refund {refund_id}, which "
                                           "Stripe does not have for this payment")
@@ -331,7 +338,8 @@ def kept_after_cancel(scope: AuditScope, report: AuditReport) -> None:
         asked = sorted(f"{r.pk} {r.status}" for r in session.refunds.all())
         why = (f"no refund is on its way (refunds {', '.join(asked)})" if asked
                else "no refund was ever asked for")
-        report.add("not_refunded", _subject(session), f"cancelled, {kept} of {session.amount} kept: {why}")
+        report.add("not_refunded", _subject(session), f"cancelled, {money_format(kept, session.currency)} of "
+                                                      f"{money_format(session.amount, session.currency)} kept: {why}")
 
 
 def disputes_against_stripe(scope: AuditScope, report: AuditReport) -> None:
@@ -349,7 +357,8 @@ def disputes_against_stripe(scope: AuditScope, report: AuditReport) -> None:
         elif session.is_disputed and not disputes:
             report.add("dispute", subject, "flagged disputed here, but Stripe has no dispute on this payment")
         if session.dispute_lost_amount != lost:
-            report.add("dispute", subject, f"{session.dispute_lost_amount} lost in disputes here, {lost} at Stripe")
+            report.add("dispute", subject, f"{money_format(session.dispute_lost_amount, session.currency)} lost in "
+                                           f"disputes here, {money_format(lost, session.currency)} at Stripe")
 
 
 def payouts_against_stripe(scope: AuditScope, report: AuditReport) -> None:

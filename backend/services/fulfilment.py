@@ -13,6 +13,7 @@ from backend.services.cancellation_policy import cancellation_policy_current
 from backend.services.dispatch import admin_alert_on_commit, notification_on_commit, stats_recompute_on_commit
 from backend.services.installation import installation
 from backend.services.mentors import mentor_stats_write
+from backend.services.money import money_format
 from backend.services.payouts import payout_dispute_opened
 from backend.services.refunds import refund_create
 from backend.services.sessions import session_for_payment, session_payment_cleared
@@ -36,7 +37,11 @@ def _checkout_for(stripe_session: dict) -> Checkout | None:
 def _mismatches(checkout: Checkout, stripe_session: dict) -> list[str]:
     problems = []
     if stripe_session.get("amount_total") != checkout.amount:
-        problems.append(f"amount_total {stripe_session.get('amount_total')} != {checkout.amount}")
+        paid = stripe_session.get("amount_total")
+        paid_text = money_format(paid, stripe_session.get("currency") or checkout.currency) \
+            if isinstance(paid, int) else repr(paid)
+        problems.append(f"Stripe's amount_total {paid_text} is not the booking's "
+                        f"{money_format(checkout.amount, checkout.currency)}")
     if (stripe_session.get("currency") or "").lower() != checkout.currency:
         problems.append(f"currency {stripe_session.get('currency')} != {checkout.currency}")
     reference = stripe_session.get("client_reference_id")
@@ -201,8 +206,9 @@ def dispute_open(*, dispute: dict) -> Session:
         session.save(update_fields=["is_disputed", "updated_at"])
         admin_alert_on_commit(
             subject=f"Dispute opened on session {session.pk}",
-            message=(f"Dispute {dispute.get('id')} ({dispute.get('reason')}) for {dispute.get('amount')} "
-                     f"{(dispute.get('currency') or '').upper()} on session {session.pk} \"{session.title}\", "
+            message=(f"Dispute {dispute.get('id')} ({dispute.get('reason')}) for "
+                     f"{money_format(dispute.get('amount'), dispute.get('currency') or session.currency)} "
+                     f"on session {session.pk} \"{session.title}\", "
                      f"payment {session.stripe_payment_id}. Respond in the Stripe Dashboard."),
         )
     return session

@@ -14,7 +14,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from backend.models import Payout, PayoutReversal
-from backend.services.notifications import money_format
+from backend.services.money import money_format
 
 logger = logging.getLogger(__name__)
 

@@ -50,6 +50,10 @@ def client_network(address: str) -> str:
 def address_key(address: str) -> str:
     """The rate-limit key of a client address (its network, see client_network)."""
     return f"address:{client_network(address)}"
+def peer_is_trusted_proxy(remote_addr: str) -> bool:
+    """Is the peer one of our reverse proxies (TRUSTED_PROXY), whose X-Forwarded-* headers we believe?"""
+    networks = _trusted_networks(tuple(settings.TRUSTED_PROXY))
+    return bool(networks) and _is_trusted(remote_addr, networks)
 
 
 @lru_cache(maxsize=8)

@@ -17,7 +17,7 @@ from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from backend import stripe_gateway
-from backend.errors import PaymentProviderError
+from backend.errors import Conflict, InvalidInput, PaymentProviderError
 from backend.models import Refund, Session, User
 from backend.services.dispatch import (
     admin_alert_on_commit,
@@ -27,6 +27,7 @@ from backend.services.dispatch import (
     stats_recompute_on_commit,
 )
 from backend.services.installation import idempotency_key, stripe_metadata
+from backend.services.money import money_format
 from backend.services.retries import error_is_transient, error_text, retries_exhausted, retry_delay
 from backend.services.sessions import session_for_payment
 
@@ -204,10 +205,11 @@ def refund_record_failure(*, refund_id: int, error: BaseException) -> float | No
             refund = Refund.objects.get(pk=refund_id)
             admin_alert_on_commit(
                 subject=f"Refund {refund.pk} failed: not sent to Stripe",
-                message=(f"Refund {refund.pk} of {refund.amount} {refund.currency.upper()} on session "
+                message=(f"Refund {refund.pk} of {money_format(refund.amount, refund.currency)} on session "
                          f"{refund.session_id} could not be sent to Stripe: {message}\n"
                          "The money is still held. Retry it from the admin (Refunds, \"Retry selected\")."),
             )
+            notification_on_commit(refund.session_id, "refund_failed")  # the mentee hears what happens next
 
 
 def _refund_apply(session: Session, stripe_refund: dict) -> Refund:
@@ -248,11 +250,12 @@ def _refund_apply(session: Session, stripe_refund: dict) -> Refund:
     if newly_failed:
         admin_alert_on_commit(
             subject=f"Refund failed at Stripe on session {session.pk}",
-            message=(f"Stripe failed refund {row.stripe_refund_id} of {row.amount} {row.currency.upper()} "
+            message=(f"Stripe failed refund {row.stripe_refund_id} of {money_format(row.amount, row.currency)} "
                      f"({row.failure_reason or 'no reason given'}) on session {session.pk} \"{session.title}\", "
                      f"payment {session.stripe_payment_id}. The money is held again. Retry it from the admin "
                      "(Refunds, \"Retry selected\"), or contact the customer."),
         )
+        notification_on_commit(session.pk, "refund_failed")  # the mentee hears what happens next
     return row
 
 
@@ -274,7 +277,8 @@ def _session_settle(session: Session) -> None:
         fields.append("payment_status")
         if session.status == Session.Status.SCHEDULED:  # refunded in full in the Dashboard before it took place
             session.status = Session.Status.CANCELLED
-            fields.append("status")
+            session.cancelled_by = Session.CancelledBy.STRIPE
+            fields += ["status", "cancelled_by"]
             notification_on_commit(session.pk, "cancelled")
         # A completed session refunded afterwards (a goodwill refund) stays completed: it took place.
     elif total < session.amount and session.payment_status == Session.PaymentStatus.REFUNDED:
@@ -290,7 +294,10 @@ def _session_settle(session: Session) -> None:
     if session.status == Session.Status.CANCELLED and session.cancellation_refund_amount is not None:
         due = min(session.amount, session.cancellation_refund_amount)
     if due and (totals["succeeded"] or 0) >= due:
-        notification_on_commit(session.pk, "refunded")  # once per recipient, whatever the repeats
+        # Once per recipient, whatever the repeats. After a failed refund the mentee was told
+        # it failed: this one says it went through after all.
+        went_wrong = session.refunds.filter(status=Refund.Status.FAILED).exists()
+        notification_on_commit(session.pk, "refund_retried" if went_wrong else "refunded")
     unresolved_failure = session.refunds.filter(status=Refund.Status.FAILED, retried_by__isnull=True).exists()
     if session.status == Session.Status.CANCELLED and not unresolved_failure and total < due:
         # Failures wait for an admin.
@@ -325,11 +332,30 @@ def charge_refunded_apply(*, charge: dict) -> Session:
     return session
 
 
-def refund_admin_request(*, session_id: int, staff: User) -> Refund | None:
-    """The admin's "Refund" action: cancel and refund in full, whatever the policy."""
+def session_refundable_amount(session: Session) -> int:
+    """What a refund of the session would give back now, by our books (0 when unpaid)."""
+    if session.payment_status != Session.PaymentStatus.PAID:
+        return 0
+    return max(0, session.amount - session.refunded_amount)
+
+
+def refund_admin_request(*, session_id: int, staff: User, reason: str) -> Refund | None:
+    """The admin's "Refund" action: cancel and refund what is left in full, whatever the
+    policy, for the reason the admin gave (required: it is told to both parties and kept
+    in the admin log). A disputed payment is refused: Stripe refuses to refund it."""
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput("reason must not be blank", field="reason", user_message="Give a reason for the refund.")
     with transaction.atomic():
         session = Session.objects.select_for_update().get(pk=session_id)
-        return refund_request(session=session, requested_by=staff, reason="refunded by an admin")
+        if session.is_disputed:
+            raise Conflict(f"Session {session.pk}: the payment is under dispute; Stripe refuses refunds until the "
+                           "dispute is closed", field="session_id", code="payment_disputed")
+        if session.status != Session.Status.CANCELLED:
+            session.cancelled_by = Session.CancelledBy.ADMIN
+            session.cancel_reason = reason[:Session._meta.get_field("cancel_reason").max_length]
+            session.save(update_fields=["cancelled_by", "cancel_reason", "updated_at"])
+        return refund_request(session=session, requested_by=staff, reason=f"refunded by an admin: {reason}")
 
 
 def refunds_retry(*, refund_ids: list[int], staff: User | None = None) -> int:

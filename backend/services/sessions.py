@@ -2,12 +2,12 @@
 import logging
 
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from backend import stripe_gateway
 from backend.errors import ApplicationError, NotFound, PaymentWithoutSession, PrerequisiteMissing
-from backend.models import Mentor, Session, User
+from backend.models import Mentor, Refund, Session, User
 from backend.services.cancellation_policy import cancellation_policy_snapshot
 from backend.services.dispatch import notification_on_commit, stats_recompute_on_commit
 from backend.services.installation import stripe_metadata_is_ours
@@ -16,9 +16,16 @@ from backend.services.notifications import admin_alert
 logger = logging.getLogger(__name__)
 
 
-def session_list_for_user(*, user: User, role: str = "mentee") -> QuerySet[Session]:
-    """The caller's sessions, newest first: as mentee, or as mentor when role='mentor'."""
+def session_list_for_user(*, user: User, role: str = "mentee", with_refunds: bool = False) -> QuerySet[Session]:
+    """The caller's sessions, newest first: as mentee, or as mentor when role='mentor'.
+
+    `with_refunds`: each session's refunds come along newest first in `refunds_newest_first`
+    (one query for the whole page, not one per row), and the mentee's name too.
+    """
     sessions = Session.objects.select_related("mentor")
+    if with_refunds:
+        sessions = sessions.select_related("mentee").prefetch_related(Prefetch(
+            "refunds", queryset=Refund.objects.order_by("-created_at", "-id"), to_attr="refunds_newest_first"))
     if role == "mentor":
         # By mentor_id, not through the user join: the planner can then walk the
         # (mentor, -created_at, -id) index instead of sorting all of a busy mentor's rows.
@@ -113,7 +120,8 @@ def sessions_unpaid_at_start_cancel() -> int:
                                "its way; settled as paid", session.pk)
                 continue
             session.status = Session.Status.CANCELLED
-            session.save(update_fields=["status", "updated_at"])
+            session.cancelled_by = Session.CancelledBy.SYSTEM
+            session.save(update_fields=["status", "cancelled_by", "updated_at"])
             notification_on_commit(session.pk, "cancelled")
             cancelled.append(session)
     if cancelled:

@@ -19,6 +19,7 @@ urlpatterns = [
     path("mentor/payouts", views.mentor_payouts, name="mentor_payouts"),
     path("mentor/payouts/onboarding", views.mentor_payouts_onboarding, name="mentor_payouts_onboarding"),
     path("mentor/payouts/onboarding/refresh", views.mentor_payouts_onboarding, name="mentor_payouts_refresh"),
+    path("holds/<str:cs_id>/cancel", views.checkout_hold_cancel_page, name="hold_cancel"),
     path("login", views.login_page, name="login"),
     path("register", views.register_page, name="register"),
     path("logout", views.logout_page, name="logout"),

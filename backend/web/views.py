@@ -1,4 +1,6 @@
 """The pages: thin like the API's routers; the rules live in services."""
+import json
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
@@ -14,11 +16,19 @@ from django.views.decorators.http import require_http_methods, require_POST
 from backend.errors import ApplicationError, NotFound, PermissionDenied
 from backend.services.auth import user_authenticate, user_register
 from backend.services.availability import mentor_availability
+from backend.services.booking_slots import mentor_prices
 from backend.services.cancellation_policy import cancellation_policy_current, cancellation_policy_lines
-from backend.services.cancellations import session_cancel, session_cancel_terms
-from backend.services.checkouts import checkout_create, checkout_holds_open, checkout_state_get
+from backend.services.cancellations import session_cancel_refunding, session_cancel_terms
+from backend.services.checkouts import (
+    CheckoutState,
+    checkout_create,
+    checkout_hold_cancel,
+    checkout_holds_open,
+    checkout_state_get,
+)
 from backend.services.email_verification import EmailNotVerified, email_verification_send, email_verify
 from backend.services.mentors import expertise_list, mentor_get, mentor_list
+from backend.services.money import money_format
 from backend.services.notifications import session_ics
 from backend.services.payout_accounts import (
     mentor_of,
@@ -29,6 +39,7 @@ from backend.services.payout_accounts import (
 from backend.services.payouts import mentor_payout_summary, payouts_for_mentor
 from backend.services.rate_limits import client_address, email_link_throttle, request_throttle
 from backend.services.sessions import session_get_for_user, session_list_for_user
+from backend.services.site import request_site_url
 from backend.web.forms import BookingForm, LoginForm, RegisterForm
 
 MENTORS_PER_PAGE = 12
@@ -43,8 +54,8 @@ PAYOUT_STATUS_WORDS = {
 
 
 def _form_error(form, exc: ApplicationError) -> None:
-    """Show a service's error next to the field it names, else above the form."""
-    form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+    """Show a service's error, in a person's words, next to the field it names, else above the form."""
+    form.add_error(exc.field if exc.field in form.fields else None, exc.user_message)
 
 
 def home(request):
@@ -66,9 +77,12 @@ def mentor_detail(request, mentor_id: int):
         mentor = mentor_get(mentor_id=mentor_id)
     except NotFound:
         return render(request, "web/not_found.html", {"what": "This mentor"}, status=404)
-    form = BookingForm(request.POST or None)
+    prices = {minutes: money_format(amount, mentor.currency) for minutes, amount in mentor_prices(mentor=mentor).items()}
+    own_profile = request.user.is_authenticated and mentor.user_id == request.user.pk
+    form = BookingForm(request.POST or None, prices=prices)
+    error_code = None
     needs_verification = False
-    if request.method == "POST":
+    if request.method == "POST" and not own_profile:
         if not request.user.is_authenticated:
             return redirect(f"{settings.LOGIN_URL}?next={request.path}")
         if form.is_valid():
@@ -78,16 +92,26 @@ def mentor_detail(request, mentor_id: int):
                     mentee=request.user, mentor_id=mentor.pk, title=form.cleaned_data["title"],
                     description=form.cleaned_data["description"], scheduled_at=form.cleaned_data["scheduled_at"],
                     duration_minutes=form.cleaned_data["duration_minutes"], client_address=client_address(request),
+                    site_url=request_site_url(request), time_zone=form.cleaned_data["timezone"].key,
                 )
                 return redirect(checkout.checkout_url)
             except ApplicationError as exc:
                 needs_verification = isinstance(exc, EmailNotVerified)
                 _form_error(form, exc)
+                error_code = exc.code
+    try:
+        minutes_now = int(form["duration_minutes"].value())
+    except (TypeError, ValueError):
+        minutes_now = form.fields["duration_minutes"].initial
     canceled = bool(request.GET.get("canceled"))
     held = checkout_holds_open(mentee=request.user, mentor_id=mentor.pk) if canceled and request.user.is_authenticated else []
     return render(request, "web/mentor.html", {
-        "mentor": mentor, "form": form, "canceled": canceled, "held": held, "needs_verification": needs_verification,
-        "free": mentor_availability(mentor_id=mentor.pk),  # the next 14 days
+        "mentor": mentor, "form": form, "canceled": canceled, "held": held, "own_profile": own_profile,
+        "needs_verification": needs_verification,
+        "prices": prices, "prices_json": json.dumps({str(k): v for k, v in prices.items()}),
+        "slot_days": 14, "minutes_now": minutes_now, "price_now": prices.get(minutes_now, ""),
+        "free": mentor_availability(mentor_id=mentor.pk),  # the next 14 days, for browsers without script
+        "too_many_holds": error_code == "too_many_open_holds",
         "policy_lines": cancellation_policy_lines(cancellation_policy_current()),
     }, status=(403 if needs_verification else 422) if form.errors else 200)
 
@@ -95,19 +119,36 @@ def mentor_detail(request, mentor_id: int):
 @login_required
 def sessions(request):
     context = {
-        "as_mentee": session_list_for_user(user=request.user, role="mentee")[:SESSIONS_SHOWN],
-        "as_mentor": session_list_for_user(user=request.user, role="mentor")[:SESSIONS_SHOWN],
+        "as_mentee": session_list_for_user(user=request.user, role="mentee", with_refunds=True)[:SESSIONS_SHOWN],
+        "as_mentor": session_list_for_user(user=request.user, role="mentor", with_refunds=True)[:SESSIONS_SHOWN],
+        "holds": checkout_holds_open(mentee=request.user),
         "refund_cutoff_hours": settings.REFUND_CUTOFF_HOURS,
     }
     cs_id = request.GET.get("session_id", "")
     if request.GET.get("success") and cs_id:
         try:
-            context["checkout_state"], _, context["returned_session"] = checkout_state_get(
+            state, checkout, context["returned_session"] = checkout_state_get(
                 user=request.user, stripe_checkout_session_id=cs_id)
-            context["cs_id"] = cs_id
+            context.update(checkout_state=state, returned_checkout=checkout, cs_id=cs_id,
+                           final=state not in (CheckoutState.OPEN, CheckoutState.PROCESSING))
         except NotFound:
             messages.error(request, "We could not find that payment among your bookings.")
     return render(request, "web/sessions.html", context)
+
+
+@login_required
+@require_POST
+def checkout_hold_cancel_page(request, cs_id: str):
+    """The "Cancel hold" button: the Checkout is expired at Stripe and the slot freed."""
+    try:
+        _, checkout, _ = checkout_hold_cancel(user=request.user, stripe_checkout_session_id=cs_id)
+        messages.success(request, f"Hold released: \u201c{checkout.title}\u201d is not booked and nothing was "
+                                  "charged; the slot is free again.")
+    except NotFound:
+        messages.error(request, "We could not find that booking among yours.")
+    except ApplicationError as exc:
+        messages.error(request, exc.user_message)
+    return redirect(_next_url(request))
 
 
 @login_required
@@ -117,19 +158,43 @@ def session_cancel_page(request, session_id: int):
         session = session_get_for_user(user=request.user, session_id=session_id)
     except NotFound:
         return render(request, "web/not_found.html", {"what": "This session"}, status=404)
+    is_mentor = session.mentor.user_id == request.user.pk
     if request.method == "POST":
         try:
             request_throttle(request, group="session_cancel", rate_setting="CANCEL_RATE_LIMIT")
-            session_cancel(user=request.user, session_id=session.pk, reason=request.POST.get("reason", "")[:500])
-            messages.success(request, f"\u201c{session.title}\u201d is cancelled; the refund is on its way.")
-            return redirect("web:mentor_bookings" if session.mentor.user_id == request.user.pk else "web:sessions")
+            was_cancelled = session.status == session.Status.CANCELLED
+            session, refund = session_cancel_refunding(user=request.user, session_id=session.pk,
+                                                       reason=request.POST.get("reason", ""))
+            messages.success(request, _cancel_outcome_text(session, refund, is_mentor=is_mentor,
+                                                            was_cancelled=was_cancelled))
+            return redirect("web:mentor_bookings" if is_mentor else "web:sessions")
         except ApplicationError as exc:
-            messages.error(request, exc.message)
+            messages.error(request, exc.user_message)
     terms = session_cancel_terms(session=session, user=request.user)
+    refundable = terms.refundable
     return render(request, "web/session_cancel.html", {
-        "session": session, "is_mentor": terms.by_mentor, "refundable": terms.refundable, "terms": terms,
+        "session": session, "is_mentor": is_mentor, "refundable": refundable, "terms": terms,
+        "other_party": session.mentee.name if is_mentor else session.mentor.name,
+        "can_cancel": session.status == session.Status.SCHEDULED and not session.is_disputed and refundable,
         "refund_cutoff_hours": settings.REFUND_CUTOFF_HOURS,
     })
+
+
+def _cancel_outcome_text(session, refund, *, is_mentor: bool, was_cancelled: bool) -> str:
+    """What the flash says after a cancel: only what really happened to the money."""
+    title = f"\u201c{session.title}\u201d"
+    if was_cancelled:
+        return f"{title} was already cancelled."
+    if refund is None:
+        if session.payment_status == session.PaymentStatus.PAID and session.refunded_amount < session.amount:
+            # Another refund is on its way (one made at Stripe); the rest follows once it settles.
+            return f"{title} is cancelled. A refund already on its way is settling first; the rest follows it."
+        return f"{title} is cancelled. Nothing was left to refund."
+    amount = money_format(refund.amount, refund.currency)
+    if is_mentor:
+        return f"{title} is cancelled. {session.mentee.name} gets a refund of {amount}."
+    return (f"{title} is cancelled. A refund of {amount} is requested; this page shows when Stripe confirms it, "
+            "and we email you.")
 
 
 @login_required

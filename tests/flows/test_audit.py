@@ -57,10 +57,10 @@ def test_a_dashboard_refund_whose_webhooks_never_came_is_reported_and_mailed_onc
     status, output = audit(capsys)
 
     assert status == 1
-    assert f"refunded_amount: session {session.pk} ({session.stripe_payment_id}): refunded 0 here, 6500 at Stripe" in output
-    assert f"Stripe refund {refund['id']} (succeeded, 6500) has no refund row here" in output
+    assert f"refunded_amount: session {session.pk} ({session.stripe_payment_id}): refunded 0.00 USD here, 65.00 USD at Stripe" in output
+    assert f"Stripe refund {refund['id']} (succeeded, 65.00 USD) has no refund row here" in output
     assert "audit discrepancies: 2" in output
-    assert [m.subject for m in audit_mails()] == ["[Django] Payments audit: 2 discrepancies"]
+    assert [m.subject for m in audit_mails()] == ["[MyRoadmap] Payments audit: 2 discrepancies"]
     assert refund["id"] in audit_mails()[0].body and audit_mails()[0].to == ["admin@myroadmap.local"]
 
     # Once the events arrive, the ledger agrees again.
@@ -79,8 +79,8 @@ def test_a_payment_whose_webhook_never_came_is_captured_without_a_session(client
     status, output = audit(capsys)
 
     assert status == 1
-    assert "captured_without_session: checkout " in output and f"({cs_id}): Stripe captured 12000 usd " \
-        f"(payment {paid['payment_intent']['id']}), refunded 0, and we have no session" in output
+    assert "captured_without_session: checkout " in output and f"({cs_id}): Stripe captured 120.00 USD " \
+        f"(payment {paid['payment_intent']['id']}), refunded 0.00 USD, and we have no session" in output
 
 
 def test_a_paid_session_stripe_does_not_know_is_reported(payments, capsys):
@@ -165,10 +165,10 @@ def test_changes_at_stripe_days_after_the_booking_are_audited_in_the_period_they
     status, output = audit_between(capsys, booked_at + timedelta(days=2), booked_at + timedelta(days=4))
 
     assert status == 1, output
-    assert f"refunded_amount: session {refunded_later.pk} ({refunded_later.stripe_payment_id}): refunded 0 here, " \
-        "3000 at Stripe" in output
+    assert f"refunded_amount: session {refunded_later.pk} ({refunded_later.stripe_payment_id}): refunded 0.00 USD here, " \
+        "30.00 USD at Stripe" in output
     assert f"refund_row: session {cancelled.pk} ({cancelled.stripe_payment_id}): refund {refund.pk} is succeeded " \
-        f"9000 here, Stripe's {refund.stripe_refund_id} is failed 9000" in output
+        f"90.00 USD here, Stripe's {refund.stripe_refund_id} is failed 90.00 USD" in output
     assert f"payment_status: session {debit.pk} ({debit.stripe_payment_id}): pending here, but Stripe's charge " \
         "succeeded" in output
     assert "audited 0 checkouts" in output  # none of them was booked in the period
@@ -192,7 +192,7 @@ def test_a_cancelled_session_whose_only_refund_failed_is_reported_not_refunded(c
     status, output = audit(capsys)
 
     assert status == 1, output
-    assert f"not_refunded: session {session.pk} ({session.stripe_payment_id}): cancelled, 9000 of 9000 kept: no " \
+    assert f"not_refunded: session {session.pk} ({session.stripe_payment_id}): cancelled, 90.00 USD of 90.00 USD kept: no " \
         f"refund is on its way (refunds {failed.pk} failed)" in output
     assert "audit discrepancies: 1" in output  # the ledger agrees with Stripe: only the kept money is wrong
 
@@ -231,7 +231,7 @@ def test_a_dispute_lost_without_its_events_is_reported(client, payments, capsys)
     assert status == 1
     subject = f"dispute: session {session.pk} ({session.stripe_payment_id})"
     assert f"{subject}: Stripe has dispute {dispute['id']} (lost), not flagged here" in output
-    assert f"{subject}: 0 lost in disputes here, 12000 at Stripe" in output
+    assert f"{subject}: 0.00 USD lost in disputes here, 120.00 USD at Stripe" in output
     payments.resume()
 
 
