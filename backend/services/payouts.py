@@ -59,6 +59,10 @@ DUE = "due"
 REFUND_IN_FLIGHT = (Refund.Status.REQUESTED, Refund.Status.PENDING)
 # Stripe's refusals that mean "the account can't take transfers yet": the payout waits.
 ACCOUNT_NOT_READY = ("insufficient_capabilities_for_transfer", "account_invalid")
+# The charge holds less than the frozen amount: a refund landed at Stripe after the amount was
+# decided. The next run decides it again from the refund's event; a few times, then an admin looks.
+CHARGE_HOLDS_LESS = ("amount_too_large",)
+MAX_REFUSALS_BEFORE_FAILED = 3
 RUN_BATCH = 200
 CREATE_BATCH = 1000
 # A requested reversal or an unsent email this old was lost on its way to the broker.
@@ -311,16 +315,17 @@ def _payout_refused(payout_id: int, error: PaymentProviderError) -> None:
         if payout is None:
             return
         waits = error.code in ACCOUNT_NOT_READY
+        again = error.code in CHARGE_HOLDS_LESS and payout.refusals + 1 < MAX_REFUSALS_BEFORE_FAILED
         payout.sending_since = None
         payout.debt_recovered = 0
         payout.refusals += 1
-        payout.status = Status.WAITING if waits else Status.FAILED
+        payout.status = Status.WAITING if waits else Status.SCHEDULED if again else Status.FAILED
         payout.last_error = f"Stripe refused the transfer ({error.code}): {error.message}"[:4000]
         payout.save()
         if waits:
             # Our mirror said ready; Stripe says not: read the account again at the next run.
             PayoutAccount.objects.filter(mentor_id=payout.mentor_id).update(synced_at=None)
-        else:
+        elif not again:
             admin_alert_on_commit(
                 subject=f"Payout {payout.pk} to mentor {payout.mentor_id} failed",
                 message=(f"Stripe refused the transfer of payout {payout.pk} (session {payout.session_id}): "

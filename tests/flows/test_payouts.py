@@ -385,6 +385,27 @@ def test_a_transfer_stripe_refuses_fails_for_an_admin_who_retries_it(client, pay
     assert len(transfers_of(payouts, session)) == 1
 
 
+def test_a_refund_landing_while_the_transfer_is_on_its_way_is_taken_into_account(client, payouts, settings):
+    """The amount is decided, Stripe is away, a Dashboard refund lands meanwhile: Stripe refuses
+    the old amount (the charge holds less now); the next run decides again and pays the share."""
+    settings.STRIPE_MAX_NETWORK_RETRIES = 0
+    mentor, mentee = connected_mentor(client, payouts), make_user()
+    session = paid_session(client, payouts, mentee, mentor)
+    payouts.set_api_faults(path_prefix="/v1/transfers", error_status=503, error_count=1000)
+    payouts_run()
+    wait_for(lambda: payout_of(session).sending_since is not None, message="the amount decided")
+    assert payout_of(session).amount == 10200
+
+    payouts.refund_charge(charge_of(payouts, session.stripe_payment_id), amount=4000)
+    wait_for(lambda: Session.objects.get(pk=session.pk).refunded_amount == 4000, message="refund recorded")
+    payouts.set_api_faults()
+    payouts_run()  # refused: 102.00 is more than the charge holds now
+    payout = run_payouts(session, "paid")
+
+    assert [t.amount for t in transfers_of(payouts, session)] == [mentor_share(8000)] == [6800]
+    assert payout.refusals == 1 and not PayoutReversal.objects.filter(payout=payout).exists()
+
+
 def test_a_runner_that_never_hears_stripes_answer_still_makes_one_transfer(client, payouts, settings):
     """Stripe makes the transfer, its answer never arrives (a worker killed between the Transfer
     call and the commit looks the same to Stripe): the payout stays frozen and the next run
