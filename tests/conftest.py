@@ -1,6 +1,7 @@
 """Suite-wide setup: the suite runs on real PostgreSQL and Redis, and says clearly when one is down."""
 import os
 import socket
+import time
 import uuid
 import warnings
 from urllib.parse import urlparse
@@ -43,6 +44,52 @@ def fresh_rate_limit_counters(settings):
     settings.RATELIMIT_CACHE_PREFIX = f"rl:{uuid.uuid4().hex[:12]}:"
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Passwords hashed in this process with 1,000 PBKDF2 iterations instead of Django's
+    1,000,000 (half a second or more per user made and per login, thousands of times a run).
+    Still pbkdf2_sha256, so the stacks the tests start (production settings) verify them,
+    and rehash them at full strength on their first successful login, as after an upgrade."""
+    settings.PASSWORD_HASHERS = ["tests.hashers.FastPBKDF2PasswordHasher", *settings.PASSWORD_HASHERS]
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's, and before the test database is dropped, the connections still open
+    to it (threads of the in-process worker, a relay's LISTEN) are closed: otherwise the drop
+    fails ("being accessed by other users") and leaves the database behind."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+
+# --- Order: the longest tests first -----------------------------------------------------
+# Under xdist (make test) each of them then takes a worker early while the short tests fill
+# the other(s), instead of one starting near the end and running on alone. Tests are
+# independent of order (transactional tests flush; schedule tests re-run their migrations).
+SLOWEST_FIRST = (
+    "tests/e2e/test_make_run.py::",
+    "tests/e2e/test_chaos.py::test_hundreds_of_bookings_survive_every_fault",
+    "tests/e2e/test_chaos.py::test_a_cancel_while_redis_is_unreachable",
+    "tests/flows/test_booking.py::test_duplicate_and_reordered_deliveries_over_100_bookings",
+    "tests/test_project_files.py::test_the_suite_names_the_url_of_a_service_that_is_down",
+    "tests/security/test_login_rate_limit.py::test_the_limit_holds_across_several_gunicorn_workers",
+    "tests/flows/test_safety_nets.py::test_reconcile_creates_the_sessions_whose_webhooks_never_came",
+)
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-django's own ordering (database tests first)
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        return next((n for n, prefix in enumerate(SLOWEST_FIRST) if item.nodeid.startswith(prefix)),
+                    len(SLOWEST_FIRST))
+
+    items.sort(key=rank)  # stable: the rest keep their order
+
+
 # --- Celery: pytest-celery's session worker, running OUR app on the Redis broker ----------
 
 
@@ -60,10 +107,40 @@ def celery_worker_parameters():
     return {"perform_ping_check": False, "shutdown_timeout": 30}
 
 
+DATABASE_FIXTURES = {"db", "transactional_db", "live_server", "django_db_reset_sequences",
+                     "django_db_serialized_rollback"}
+
+
+@pytest.fixture(autouse=True)
+def in_process_worker_quiet_between_tests(request):
+    """Once pytest-celery's session worker runs in this process, its outbox relay claims
+    events only during tests that may use the database, and after each of those (before
+    pytest-django flushes the tables) the worker finishes the task in hand. Otherwise a task
+    still holding row locks can deadlock the flush's TRUNCATE, and between tests, where
+    database access is blocked, the relay logs a failed pass every few seconds."""
+    from celery.worker import state
+
+    from tests.stack import relays_running, suite_relays_held
+
+    uses_database = bool(request.node.get_closest_marker("django_db")) or bool(
+        DATABASE_FIXTURES & set(request.fixturenames))
+    for relay in relays_running():
+        relay.resume() if uses_database and not suite_relays_held() else relay.pause()
+    yield
+    relays = relays_running()  # including one this test started
+    for relay in relays:
+        relay.pause()
+    if relays:
+        deadline = time.monotonic() + 10
+        while state.active_requests and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
 # --- Stripe: the offline sandbox as a real process, delivering to a live API ------------
 
 STRIPE_TEST_KEY = "sk_test_backend_suite"
 WEBHOOK_SECRET = "whsec_backend_suite"
+CONNECT_WEBHOOK_SECRET = "whsec_backend_suite_connect"
 
 
 @pytest.fixture(scope="session")
@@ -73,6 +150,8 @@ def stripe_sandbox_process(live_server):
     with SandboxProcess(
         webhook_url=f"{live_server.url}/api/payments/webhook",
         webhook_secret=WEBHOOK_SECRET,
+        connect_webhook_url=f"{live_server.url}/api/payments/connect-webhook",
+        connect_webhook_secret=CONNECT_WEBHOOK_SECRET,
         retry_base=0.1,
         max_attempts=6,
         retry_max_delay=1.0,
@@ -82,18 +161,23 @@ def stripe_sandbox_process(live_server):
 
 @pytest.fixture
 def stripe_sandbox(stripe_sandbox_process, settings):
-    """A clean sandbox, with the backend's settings pointing at it (key, base, webhook secret)."""
+    """A clean sandbox, with the backend's settings pointing at it (key, base, webhook secrets)."""
     stripe_sandbox_process.reset()
     settings.STRIPE_SECRET_KEY = STRIPE_TEST_KEY
     settings.STRIPE_PUBLISHABLE_KEY = "pk_test_backend_suite"
     settings.STRIPE_API_BASE = stripe_sandbox_process.api_base
     settings.STRIPE_WEBHOOK_SECRETS = [WEBHOOK_SECRET]
+    settings.STRIPE_CONNECT_WEBHOOK_SECRETS = [CONNECT_WEBHOOK_SECRET]
     yield stripe_sandbox_process
-    # Let in-flight deliveries land before the database is flushed for the next test.
-    try:
-        stripe_sandbox_process.wait_until_delivered(timeout=10)
-    except TimeoutError:
-        pass
+    # Let in-flight deliveries land before the database is flushed for the next test. What a
+    # paused sandbox holds never goes out (the next test's reset drops it): waiting for it
+    # (wait_until_delivered counts paused as busy) would only sit out the 10 s.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        status = stripe_sandbox_process.webhook_status()
+        if not status["in_flight"] and (status["paused"] or not status["queued"]):
+            break
+        time.sleep(0.05)
 
 
 # --- Browser: one Debian Chromium for the whole session (the sandbox's hosted page, our pages) --

@@ -1,4 +1,4 @@
-"""Every outbound call has a timeout below its caller's limit (issue 9 item 9; DESIGN's invariant)."""
+"""Every outbound call has a timeout below its caller's limit."""
 import re
 
 from django.conf import settings

@@ -17,7 +17,11 @@ from backend.services.availability import (
     mentor_schedule_own,
     mentor_schedule_set,
 )
+from backend.services.booking_slots import mentor_bookable_starts
 from backend.services.mentors import mentor_bookings, mentor_get, mentor_list, mentor_own, mentor_profile_update
+from backend.services.money import money_format
+from backend.services.payout_accounts import payout_account_get, payout_account_onboarding_link
+from backend.services.payouts import payouts_for_mentor
 
 router = Router(tags=["mentors"])
 
@@ -198,6 +202,113 @@ def get_availability(request, mentor_id: int, window: Query[AvailabilityQuery]):
     intervals = mentor_availability(mentor_id=mentor_id, starts=_instant(window.from_, "from"),
                                     ends=_instant(window.to, "to"))
     return [{"start": start, "end": end} for start, end in intervals]
+
+
+class SlotsQuery(Schema):
+    duration_minutes: int = Field(60, description="The session's length; one of BOOKING_ALLOWED_DURATIONS")
+    days: int = Field(14, description="How many days ahead, from now (at most 62)")
+    time_zone: InputText = Field("UTC", description="IANA zone the days and the grid are in, e.g. America/New_York")
+
+
+class PriceOut(Schema):
+    amount: int = Field(description="Minor units")
+    currency: str
+    text: str = Field(description="As people read it, e.g. 120.00 USD")
+
+
+class SlotDayOut(Schema):
+    day: date = Field(description="The day in `time_zone`")
+    starts: list[datetime] = Field(description="Bookable start times that day, ISO 8601 with the zone's offset")
+
+
+class SlotsOut(Schema):
+    mentor_id: int
+    time_zone: str
+    duration_minutes: int
+    grid_minutes: int = Field(description="Starts are this many minutes apart on the viewer's clock")
+    price: PriceOut
+    days: list[SlotDayOut]
+
+
+@router.get("/{mentor_id}/slots", response={200: SlotsOut, 404: ErrorOut, 422: ErrorOut}, auth=None)
+def get_slots(request, mentor_id: int, query: Query[SlotsQuery]):
+    """When a session of `duration_minutes` can start, day by day in `time_zone`, with its price:
+    the booking page's slot picker. Computed from the same free intervals as /availability."""
+    picker = mentor_bookable_starts(mentor_id=mentor_id, duration_minutes=query.duration_minutes, days=query.days,
+                                    time_zone=query.time_zone)
+    return {
+        "mentor_id": picker.mentor_id, "time_zone": picker.time_zone, "duration_minutes": picker.duration_minutes,
+        "grid_minutes": picker.grid_minutes,
+        "price": {"amount": picker.amount, "currency": picker.currency,
+                  "text": money_format(picker.amount, picker.currency)},
+        "days": [{"day": day, "starts": starts} for day, starts in picker.days],
+    }
+
+
+class OnboardingOut(Schema):
+    onboarding_url: str = Field(description="Stripe's hosted onboarding for the caller's payout account (single use, "
+                                            "expires in minutes)")
+
+
+class BankPayoutFailureOut(Schema):
+    code: str
+    message: str
+    failed_at: datetime
+
+
+class PayoutAccountOut(Schema):
+    status: Literal["none", "pending", "enabled", "restricted"] = Field(
+        description="none before the first POST; pending until Stripe enables payouts; restricted when Stripe "
+                    "disabled the account (or the mentor disconnected it)")
+    charges_enabled: bool
+    payouts_enabled: bool
+    requirements_due: list[str] = Field(description="What Stripe still needs (requirements.currently_due)")
+    disabled_reason: str | None = None
+    stripe_account_id: str | None = None
+    bank_payout_failure: BankPayoutFailureOut | None = Field(
+        None, description="The last payout of the Stripe balance to the mentor's bank that failed, until one succeeds")
+
+
+class PayoutOut(Schema):
+    session_id: int
+    session_title: str
+    amount: int = Field(description="Minor units: the transfer (its estimate until it is sent)")
+    currency: str
+    status: Literal["scheduled", "waiting", "held", "paid", "partially_reversed", "reversed", "failed", "cancelled"]
+    amount_reversed: int
+    transfer_id: str | None
+    payable_at: datetime | None
+    paid_at: datetime | None
+
+    @staticmethod
+    def resolve_session_title(payout):
+        return payout.session.title
+
+    @staticmethod
+    def resolve_transfer_id(payout):
+        return payout.stripe_transfer_id
+
+
+@router.post("/me/payout-account", response={200: OnboardingOut, 401: ErrorOut, 403: ErrorOut, 409: ErrorOut,
+                                             502: ErrorOut, 503: ErrorOut}, auth=JWTAuth())
+def create_payout_account_link(request):
+    """Mentors only: a link to Stripe's onboarding for the caller's payout account, created on the
+    first call; later calls give a fresh link for the same account."""
+    return {"onboarding_url": payout_account_onboarding_link(user=request.auth)}
+
+
+@router.get("/me/payout-account", response={200: PayoutAccountOut, 401: ErrorOut, 403: ErrorOut}, auth=JWTAuth())
+def get_payout_account(request):
+    """Mentors only: the payout account's state as Stripe last told us."""
+    return payout_account_get(user=request.auth)
+
+
+@router.get("/me/payouts", response={200: list[PayoutOut], 401: ErrorOut, 403: ErrorOut, 422: ErrorOut},
+            auth=JWTAuth())
+@paginate(PageNumberPagination, page_size=20)
+def list_payouts(request):
+    """Mentors only: one payout per paid session, newest first (`page`/`page_size` or `cursor`)."""
+    return payouts_for_mentor(user=request.auth)
 
 
 @router.get("/{mentor_id}/schedule", response={200: list[WindowOut], 404: ErrorOut, 422: ErrorOut}, auth=None)

@@ -10,6 +10,8 @@ class Notification(models.Model):
         CANCELLED = "cancelled"
         PAYMENT_FAILED = "payment_failed"
         RESCHEDULED = "rescheduled"
+        REFUND_FAILED = "refund_failed"  # Stripe failed a refund (or it never reached Stripe)
+        REFUND_RETRIED = "refund_retried"  # a refund that had failed went through after all
 
     class Recipient(models.TextChoices):
         MENTEE = "mentee"

@@ -15,6 +15,13 @@ class Session(models.Model):
         PAID = "paid"
         REFUNDED = "refunded"
 
+    class CancelledBy(models.TextChoices):
+        MENTEE = "mentee"
+        MENTOR = "mentor"
+        ADMIN = "admin"  # the admin's "Refund" action
+        STRIPE = "stripe"  # refunded in full at Stripe (the Dashboard)
+        SYSTEM = "system"  # the pending-debit policy: the payment had not cleared at the start
+
     mentor = models.ForeignKey("backend.Mentor", on_delete=models.PROTECT, related_name="sessions")
     mentee = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="booked_sessions")
     checkout = models.OneToOneField("backend.Checkout", on_delete=models.PROTECT, null=True, blank=True, related_name="session")
@@ -40,6 +47,12 @@ class Session(models.Model):
     cancellation_policy = models.JSONField(null=True, blank=True)
     # What a cancellation refunds (minor units): set when it is cancelled; null is everything.
     cancellation_refund_amount = models.PositiveIntegerField(null=True, blank=True)
+    # What the customer's bank took back when a dispute was lost (Stripe's dispute amount).
+    dispute_lost_amount = models.PositiveIntegerField(default=0, help_text="Minor units lost in a dispute")
+    # Who cancelled a booked session, and the reason they gave, shown and emailed to the
+    # other party. Empty for a payment that was never booked (the slot was lost meanwhile).
+    cancelled_by = models.CharField(max_length=10, choices=CancelledBy.choices, blank=True)
+    cancel_reason = models.TextField(blank=True, max_length=500)
     stripe_payment_id = models.CharField(max_length=255, unique=True, null=True, blank=True, help_text="PaymentIntent id")
     stripe_checkout_session_id = models.CharField(max_length=255, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -59,7 +72,7 @@ class Session(models.Model):
             # mentor_stats_recompute reads only this index (PostgreSQL; a plain index elsewhere).
             models.Index(
                 fields=["mentor"],
-                include=["id", "duration_minutes", "amount", "refunded_amount"],
+                include=["id", "duration_minutes", "amount", "refunded_amount", "dispute_lost_amount"],
                 condition=models.Q(payment_status="paid") & ~models.Q(status="cancelled"),
                 name="sessions_mentor_paid_stats",
             ),

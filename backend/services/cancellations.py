@@ -6,7 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from backend.errors import Conflict
-from backend.models import Session, User
+from backend.models import Refund, Session, User
 from backend.services.cancellation_policy import (
     cancellation_policy_lines,
     cancellation_policy_of,
@@ -17,6 +17,8 @@ from backend.services.refunds import refund_request
 from backend.services.sessions import session_get_for_user
 
 logger = logging.getLogger(__name__)
+
+REASON_MAX_LENGTH = Session._meta.get_field("cancel_reason").max_length
 
 
 @dataclass(frozen=True)
@@ -62,21 +64,34 @@ def session_cancel_refundable(*, session: Session, user: User) -> bool:
 
 
 def session_cancel(*, user: User, session_id: int, reason: str = "") -> Session:
-    """Cancel one of the caller's sessions with the refund its policy gives.
+    """Cancel one of the caller's sessions with the refund its policy gives (see
+    session_cancel_refunding)."""
+    return session_cancel_refunding(user=user, session_id=session_id, reason=reason)[0]
+
+
+def session_cancel_refunding(*, user: User, session_id: int, reason: str = "") -> tuple[Session, Refund | None]:
+    """Cancel one of the caller's sessions with the refund its policy gives; returns the session
+    and the refund started, None when nothing was left to refund (or it was cancelled already).
 
     A mentor may always cancel, refunding in full; a mentee gets the session's tier for the
     notice given (all of it when the mentor moved the session last), and a mentee whose
-    notice earns no refund is refused (the mentor can still cancel). Cancelling twice is harmless.
+    notice earns no refund is refused (the mentor can still cancel). A disputed payment can't
+    be refunded (Stripe refuses while the bank decides), so it can't be cancelled here. The
+    reason is kept whole on the session and told to the other party. Cancelling twice is harmless.
     """
+    reason = reason.strip()[:REASON_MAX_LENGTH]
     with transaction.atomic():
         session = session_get_for_user(user=user, session_id=session_id)
         session = Session.objects.select_for_update().select_related("mentor").get(pk=session.pk)
         if session.status == Session.Status.CANCELLED:
-            return session
+            return session, None
         if session.status == Session.Status.COMPLETED or session.ends_at <= timezone.now():
             raise Conflict("This session has already taken place and can't be cancelled", field="session_id")
         if session.payment_status == Session.PaymentStatus.PENDING:
             raise Conflict("The payment for this session is still clearing; cancel once it has", field="session_id")
+        if session.is_disputed:
+            raise Conflict("The payment for this session is under dispute at the bank, so it can't be cancelled or "
+                           "refunded here; the bank's decision settles it", field="session_id", code="payment_disputed")
         terms = session_cancel_terms(session=session, user=user)
         if not terms.refundable:
             raise Conflict(
@@ -84,8 +99,10 @@ def session_cancel(*, user: User, session_id: int, reason: str = "") -> Session:
                 f"({' '.join(terms.policy_lines[:-1])}) Ask your mentor, who can still cancel it.",
                 field="session_id", code="refund_window_closed",
             )
-        who = "mentor" if terms.by_mentor else "mentee"
-        refund_request(session=session, requested_by=user, reason=f"cancelled by {who}: {reason}".strip(": "),
-                       amount=None if terms.refund_percent == 100 else terms.refund_amount)
+        who = Session.CancelledBy.MENTOR if terms.by_mentor else Session.CancelledBy.MENTEE
+        session.cancelled_by, session.cancel_reason = who, reason
+        session.save(update_fields=["cancelled_by", "cancel_reason", "updated_at"])
+        refund = refund_request(session=session, requested_by=user, reason=f"cancelled by {who}: {reason}".strip(": "),
+                                amount=None if terms.refund_percent == 100 else terms.refund_amount)
     logger.info("session %s cancelled by %s %s (%d %% refund)", session.pk, who, user.pk, terms.refund_percent)
-    return session
+    return session, refund

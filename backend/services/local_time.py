@@ -5,7 +5,7 @@ keeps ISO 8601 with offsets and never uses this. Zones are IANA names (Europe/Be
 expanded with the standard library's `zoneinfo` (the `tzdata` package where the system
 has no zone files).
 """
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from importlib import resources
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -63,12 +63,20 @@ def time_zone_check(name: str | None, *, field: str = "time_zone") -> str:
     return _links().get(name, name)
 
 
-def zone(name: str | None) -> tzinfo:
-    """The zone of a stored name; UTC for a name this machine does not know (a page never breaks on one)."""
+def zone_or_utc(name: str | None) -> ZoneInfo:
+    """The zone of a stored name; UTC for an empty name or one this machine does not know (a
+    page or an email never breaks on one)."""
     try:
         return ZoneInfo(name or DEFAULT_TIME_ZONE)
     except (ZoneInfoNotFoundError, ValueError):
-        return UTC
+        return ZoneInfo(DEFAULT_TIME_ZONE)
+
+
+zone = zone_or_utc
+
+
+def zone_name_valid(tz_name: str) -> bool:
+    return (tz_name or "").strip() in _known()
 
 
 def _abbreviation(local: datetime, tz_name: str) -> str:
@@ -83,8 +91,8 @@ def _day(local: datetime | date) -> str:
     return f"{local:%A} {local.day} {local:%B %Y}"
 
 
-def local_time_text(dt: datetime, tz_name: str | None) -> str:
-    """One instant in a zone: "Tuesday 3 March 2026, 15:00 CET (Europe/Berlin)"."""
+def local_instant_text(dt: datetime, tz_name: str | None) -> str:
+    """One instant in a zone, in full: "Tuesday 3 March 2026, 15:00 CET (Europe/Berlin)"."""
     tz_name = tz_name or DEFAULT_TIME_ZONE
     local = dt.astimezone(zone(tz_name))
     return f"{_day(local)}, {local:%H:%M} {_abbreviation(local, tz_name)}"
@@ -154,3 +162,22 @@ def local_clock_range_text(start: datetime, end: datetime, tz_name: str | None) 
     local_start, local_end = start.astimezone(tz), end.astimezone(tz)
     end_text = "24:00" if local_end.date() > local_start.date() and local_end.time() == time.min else f"{local_end:%H:%M}"
     return f"{local_start:%H:%M}-{end_text} {local_start.tzname() or tz_name}"
+
+
+def _short_day(moment: datetime) -> str:
+    return f"{moment:%a} {moment.day} {moment:%b %Y}"
+
+
+def local_time_text(dt: datetime, tz_name: str | None, end: datetime | None = None) -> str:
+    """`dt` (and `end`, if given) in the zone `tz_name`, short, for one line (a receipt's
+    product name, an email's "when"): "Wed 2 Dec 2026, 15:00–16:00 (Europe/Berlin)"; the
+    end's day too when it differs."""
+    zone = zone_or_utc(tz_name)
+    start = (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).astimezone(zone)
+    name = zone.key
+    if end is None:
+        return f"{_short_day(start)}, {start:%H:%M} ({name})"
+    finish = (end if end.tzinfo else end.replace(tzinfo=UTC)).astimezone(zone)
+    if finish.date() == start.date():
+        return f"{_short_day(start)}, {start:%H:%M}\u2013{finish:%H:%M} ({name})"
+    return f"{_short_day(start)}, {start:%H:%M} \u2013 {_short_day(finish)}, {finish:%H:%M} ({name})"

@@ -101,7 +101,8 @@ def mentor_bookings(*, user: User, when: str = "upcoming") -> QuerySet[Session]:
 
 
 def mentor_stats_recompute(*, mentor_id: int) -> Mentor | None:
-    """Recompute the stats from paid, non-refunded sessions (mentor_stats_write) and
+    """Recompute the stats from paid, non-cancelled sessions (mentor_stats_write: earnings net
+    of refunds and of lost disputes) and
     return the mentor, or None if there is none.
 
     Derived from the sessions rather than incremented, so running it twice, late, or
@@ -121,7 +122,8 @@ def mentor_stats_recompute(*, mentor_id: int) -> Mentor | None:
 _STATS_UPDATE = f"""
 UPDATE {Mentor._meta.db_table}
 SET (total_sessions, total_minutes, total_earnings, stats_updated_at) = (
-    SELECT count(*), coalesce(sum(duration_minutes), 0), coalesce(sum(amount), 0) - coalesce(sum(refunded_amount), 0), %s
+    SELECT count(*), coalesce(sum(duration_minutes), 0),
+           coalesce(sum(amount), 0) - coalesce(sum(refunded_amount), 0) - coalesce(sum(dispute_lost_amount), 0), %s
     FROM {Session._meta.db_table}
     WHERE mentor_id = %s AND payment_status = %s AND status <> %s)
 WHERE id = %s

@@ -9,7 +9,6 @@ attached calendar file.
 import logging
 import smtplib
 from datetime import UTC, timedelta
-from decimal import Decimal
 from email.utils import parseaddr
 
 from django.conf import settings
@@ -19,9 +18,10 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from icalendar import Calendar, Event, vCalAddress
 
-from backend.models import Notification, Session
+from backend.models import Notification, Refund, Session
 from backend.services.cancellation_policy import cancellation_policy_lines, cancellation_policy_of
-from backend.services.local_time import local_range_text, zone
+from backend.services.local_time import local_time_text, zone
+from backend.services.money import money_format
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,9 @@ RECIPIENTS: dict[str, tuple[str, ...]] = {
     Kind.CANCELLED: (Recipient.MENTEE, Recipient.MENTOR),
     # The mentor never heard of a booking whose payment failed.
     Kind.PAYMENT_FAILED: (Recipient.MENTEE,),
+    # The money goes back to the mentee: only they need to know it is delayed, then sent.
+    Kind.REFUND_FAILED: (Recipient.MENTEE,),
+    Kind.REFUND_RETRIED: (Recipient.MENTEE,),
 }
 
 SUBJECTS: dict[str, str] = {
@@ -44,14 +47,19 @@ SUBJECTS: dict[str, str] = {
     Kind.REFUNDED: "Refund issued: {title}",
     Kind.CANCELLED: "Session cancelled: {title}",
     Kind.PAYMENT_FAILED: "Payment failed: {title}",
+    Kind.REFUND_FAILED: "Your refund did not go through yet: {title}",
+    Kind.REFUND_RETRIED: "Refund sent again: {title}",
 }
 
-# Stripe's zero- and three-decimal currencies; every other one has two decimals.
-# https://docs.stripe.com/currencies#special-cases
-ZERO_DECIMAL_CURRENCIES = frozenset(
-    "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split()
-)
-THREE_DECIMAL_CURRENCIES = frozenset("bhd jod kwd omr tnd".split())
+# Stripe's failure_reason on a refund, as the mentee reads it.
+REFUND_FAILURE_TEXT = {
+    "expired_or_canceled_card": "the card it was going back to is closed or has expired",
+    "lost_or_stolen_card": "the card it was going back to was reported lost or stolen",
+    "charge_for_pending_refund_disputed": "the payment is being disputed with your bank",
+    "insufficient_funds": "it could not be processed yet",
+    "declined": "your bank declined it",
+    "merchant_request": "it was stopped on our side",
+}
 
 ICS_PRODID = "-//MyRoadmap//Sessions//EN"
 
@@ -67,7 +75,7 @@ def notification_send(*, session_id: int, kind: str) -> int:
     """
     if kind not in RECIPIENTS:
         raise ValueError(f"Unknown notification kind {kind!r}; expected one of {sorted(RECIPIENTS)}")
-    session = Session.objects.select_related("mentor__user", "mentee").filter(pk=session_id).first()
+    session = Session.objects.select_related("mentor__user", "mentee", "checkout").filter(pk=session_id).first()
     if session is None:
         logger.warning("Notification %s for session %s skipped: no such session", kind, session_id)
         return 0
@@ -187,12 +195,25 @@ def _party(session: Session, recipient: str) -> tuple[str, str]:
     return session.mentee.name, session.mentee.email
 
 
-def money_format(amount: int, currency: str) -> str:
-    """Minor units as a readable amount: 12000 usd -> "120.00 USD", 6000 jpy -> "6,000 JPY"."""
-    code = currency.lower()
-    decimals = 0 if code in ZERO_DECIMAL_CURRENCIES else 3 if code in THREE_DECIMAL_CURRENCIES else 2
-    value = Decimal(amount).scaleb(-decimals)
-    return f"{value:,.{decimals}f} {code.upper()}"
+def refund_failure_text(failure_reason: str) -> str:
+    """Why Stripe failed a refund, in the mentee's words."""
+    return REFUND_FAILURE_TEXT.get(failure_reason, "the bank did not accept it")
+
+
+def _cancelled_by_text(session: Session, recipient: str) -> str:
+    """Who cancelled, as the recipient reads it ("" for a booking that never went through)."""
+    by = session.cancelled_by
+    if by == Session.CancelledBy.MENTOR:
+        return "You cancelled it." if recipient == Recipient.MENTOR else f"{session.mentor.name} (your mentor) cancelled it."
+    if by == Session.CancelledBy.MENTEE:
+        return "You cancelled it." if recipient == Recipient.MENTEE else f"{session.mentee.name} (the mentee) cancelled it."
+    if by == Session.CancelledBy.ADMIN:
+        return "Our support team cancelled it."
+    if by == Session.CancelledBy.STRIPE:
+        return "The payment was refunded in full."
+    if by == Session.CancelledBy.SYSTEM:
+        return "The bank payment had not cleared when the session was due to start."
+    return ""
 
 
 def _attachment(session: Session, kind: str, tz_name: str) -> tuple[str, str, str] | None:
@@ -215,6 +236,8 @@ def _email_build(*, session: Session, kind: str, recipient: str, to: str,
     start = session.scheduled_at.astimezone(UTC)
     end = session.ends_at.astimezone(UTC)
     move = session.reschedules.order_by("-created_at", "-id").first() if kind == Kind.RESCHEDULED else None
+    newest_refund = session.refunds.order_by("-created_at", "-id").first()
+    failed_refund = session.refunds.filter(status=Refund.Status.FAILED).order_by("-created_at", "-id").first()
     context = {
         "session": session,
         "recipient": recipient,
@@ -223,15 +246,22 @@ def _email_build(*, session: Session, kind: str, recipient: str, to: str,
         "mentee_name": session.mentee.name,
         "starts_at_iso": start.isoformat(),
         "ends_at_iso": end.isoformat(),
-        "when": local_range_text(start, end, tz_name),
+        # Each recipient's own local time, with its zone; UTC beside it for anyone elsewhere.
+        "when": local_time_text(start, tz_name, end),
+        "when_utc": local_time_text(start, "UTC", end) if tz_name != "UTC" else "",
         "time_zone": tz_name,
-        "previous_when": local_range_text(move.previous_scheduled_at, move.previous_ends_at, tz_name) if move else "",
+        "previous_when": local_time_text(move.previous_scheduled_at, tz_name, move.previous_ends_at) if move else "",
         "moved_by_mentor": bool(move and move.by_mentor),
         "policy_lines": cancellation_policy_lines(cancellation_policy_of(session)),
         "duration_minutes": session.duration_minutes,
         "amount": money_format(session.amount, session.currency),
         "refunded_amount": money_format(session.refunded_amount, session.currency),
-        "frontend_url": settings.FRONTEND_URL,
+        "refund_amount": money_format(newest_refund.amount if newest_refund else session.amount, session.currency),
+        "failed_amount": money_format(failed_refund.amount if failed_refund else session.amount, session.currency),
+        "failure_text": refund_failure_text(failed_refund.failure_reason if failed_refund else ""),
+        "cancelled_by_text": _cancelled_by_text(session, recipient),
+        "cancel_reason": session.cancel_reason,
+        "frontend_url": settings.FRONTEND_URL or (session.checkout.site_url if session.checkout else ""),
     }
     message = EmailMultiAlternatives(
         # A newline in a header is refused by Django; titles come from users.

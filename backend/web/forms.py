@@ -23,18 +23,27 @@ def _storable_text(value: str) -> str:
 class BookingForm(forms.Form):
     """The booking form on a mentor's page; the start is typed in the mentee's time zone."""
 
-    title = forms.CharField(max_length=field_max_length(Checkout, "title"), validators=[_storable_text])
+    title = forms.CharField(max_length=field_max_length(Checkout, "title"), validators=[_storable_text],
+                            error_messages={"required": "Give the session a title."})
     description = forms.CharField(max_length=field_max_length(Checkout, "description"), required=False,
                                   widget=forms.Textarea(attrs={"rows": 3}), validators=[_storable_text])
     scheduled_at = forms.DateTimeField(label="Date and time", input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"],
-                                       widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
-    duration_minutes = forms.TypedChoiceField(label="Duration", coerce=int)
+                                       widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+                                       error_messages={"required": "Pick a date and time.",
+                                                       "invalid": "Pick a date and time."})
+    duration_minutes = forms.TypedChoiceField(label="Duration", coerce=int, error_messages={
+        "required": "Pick how long the session lasts.",
+        "invalid_choice": "Pick one of the durations listed."})
     # Filled by the page's script with the browser's IANA zone; UTC without script.
     timezone = forms.CharField(required=False, widget=forms.HiddenInput)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, prices: dict[int, str] | None = None, **kwargs):
+        """`prices`: each duration's price as text, shown in its option (the price before paying)."""
         super().__init__(*args, **kwargs)
-        self.fields["duration_minutes"].choices = [(d, f"{d} minutes") for d in settings.BOOKING_ALLOWED_DURATIONS]
+        prices = prices or {}
+        self.fields["duration_minutes"].choices = [
+            (d, f"{d} minutes \u00b7 {prices[d]}" if d in prices else f"{d} minutes")
+            for d in settings.BOOKING_ALLOWED_DURATIONS]
         self.fields["duration_minutes"].initial = 60 if 60 in settings.BOOKING_ALLOWED_DURATIONS else None
 
     def clean_timezone(self) -> ZoneInfo:

@@ -5,7 +5,7 @@ from django import forms
 
 from backend.models import Mentor, WeeklyAvailability, field_max_length
 from backend.services.mentors import BIO_MAX_LENGTH
-from backend.services.notifications import THREE_DECIMAL_CURRENCIES, ZERO_DECIMAL_CURRENCIES
+from backend.services.money import currency_decimals
 from backend.web.forms import TimeZoneField, _storable_text, zone_offered
 
 # Offered on the profile page; the API takes any ISO 4217 code Stripe supports.
@@ -48,11 +48,6 @@ class ScheduleZoneForm(forms.Form):
 
 class BlockDateForm(forms.Form):
     date = forms.DateField(label="Day off", widget=forms.DateInput(attrs={"type": "date"}))
-
-
-def currency_decimals(currency: str) -> int:
-    code = currency.lower()
-    return 0 if code in ZERO_DECIMAL_CURRENCIES else 3 if code in THREE_DECIMAL_CURRENCIES else 2
 
 
 class MentorProfileForm(forms.Form):

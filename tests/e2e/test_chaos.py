@@ -1,13 +1,17 @@
 """Several hundred bookings through the whole stack under every fault of issue 6, ending
 in one checked state: every paid booking is exactly one session, every refund is
-refunded once, mentor stats equal the sums over their sessions, no event is left
-unprocessed, nothing failed, and no secret reached the logs.
+refunded once, mentor stats equal the sums over their sessions, every mentor holds exactly
+their share of each session (one transfer per session, reversals after refunds), no event
+is left unprocessed, nothing failed, and no secret reached the logs.
 
 The stack (tests/e2e/conftest.py): gunicorn, two Celery workers, Celery beat and the
 Stripe sandbox as processes, PostgreSQL and Redis behind loopback proxies the test cuts.
-Beat's jobs: the sweep is beat's own (a real `celery beat`, its interval shortened to
-5 s); `payments_reconcile` is run as `manage.py reconcile_payments` at the two moments
-the issue names (after the PostgreSQL outage, and while deliveries are paused).
+Beat's jobs: the sweeps and `payouts_run` are beat's own (two real `celery beat`
+processes, one too many, their interval shortened to 5 s); `payments_reconcile` is run as
+`manage.py reconcile_payments` at the two moments the issue names (after the PostgreSQL
+outage, and while deliveries are paused). Sessions are payable as soon as they are booked
+(PAYOUT_DELAY_HOURS negative), so payouts run through every phase; 8 of the 10 mentors
+finish onboarding at the start, 2 only in phase P.
 
 Phases (faults from the sandbox stay on in most of them):
  A  duplicated 30%, reordered (window 10), delayed 300 ms, first attempt failed
@@ -22,9 +26,12 @@ Phases (faults from the sandbox stay on in most of them):
     does (bookings answer 5xx in seconds instead of hanging)
  H  (`make chaos` only) cards whose refunds Stripe fails later (4000000000005126) cancelled,
     delayed bank debits that succeed or fail, while webhooks are duplicated and reordered
+ P  payouts: the 2 waiting mentors finish onboarding while Stripe answers transfers 3 s late,
+    and both workers are killed between a Transfer Stripe made and its commit
 
 The run ends with `manage.py payments_audit` over the whole run: our ledger must agree with
-Stripe's (audit discrepancies: 0), not only with the test's own expectations.
+Stripe's (audit discrepancies: 0, payouts included), not only with the test's own
+expectations, and with `transfers doubled 0, owed-but-unpaid 0` from Stripe's transfers.
 
 `make chaos` runs the same with CHAOS_BOOKINGS (>= 1000) bookings and phase H.
 """
@@ -32,10 +39,12 @@ import os
 import re
 import time
 from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from backend.models import Mentor, Refund, Session, WebhookEvent
+from backend.models import Mentor, Payout, PayoutAccount, PayoutReversal, Refund, Session, WebhookEvent
+from backend.services.payouts import mentor_share
 from backend.services.webhooks import EVENT_HANDLERS
 from tests.e2e.chaos.traffic import Booking, Marketplace, Party
 from tests.factories import PASSWORD, make_mentor, make_user
@@ -44,6 +53,8 @@ from tests.polling import wait_for
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 MENTORS, MENTEES = 10, 20
+MENTORS_ONBOARDED_LATE = 2  # their payouts wait until phase P
+FEE_PERCENT = 15  # the stack's PLATFORM_FEE_PERCENT
 MAX_ATTEMPTS = 5  # the sandbox's delivery attempts per event (tests/e2e/conftest.py)
 SETTLE_TIMEOUT = 150  # the sweep needs events stuck over a minute; everything else is seconds
 
@@ -117,17 +128,68 @@ def chaos_run(stack, plan: Plan) -> None:
         mentees=[Party(u.pk, u.email) for u in mentees],
     )
     try:
+        late = connect_payouts(stack, market, mentors)
         run_phases(stack, market, timeline, plan)
+        payouts_phase(stack, timeline, late)
         settle(stack, market, timeline, plan)
         figures = check_end_state(stack, market, timeline)
     finally:
         market.close()
     assert figures["lost"] == 0 and figures["doubled"] == 0 and figures["audit discrepancies"] == 0, figures
+    assert figures["transfers doubled"] == 0 and figures["owed-but-unpaid"] == 0, figures
     check_no_secret_in_logs(stack)
     timeline.say("done")
 
 
 # ---- Phases -------------------------------------------------------------------------
+
+
+def connect_payouts(stack, market: Marketplace, mentors: list[Mentor]) -> list[str]:
+    """Every mentor opens a payout account; all but the last MENTORS_ONBOARDED_LATE finish
+    onboarding now. Returns the Stripe ids of those that are not ready yet."""
+    for _, party in market.mentors:
+        market.connect_payouts(party)
+    accounts = [PayoutAccount.objects.get(mentor=mentor).stripe_account_id for mentor in mentors]
+    for account_id in accounts[:-MENTORS_ONBOARDED_LATE]:
+        stack.sandbox.onboard_account(account_id, "complete")
+    for account_id in accounts[-MENTORS_ONBOARDED_LATE:]:
+        stack.sandbox.onboard_account(account_id, "requirements_due")
+    wait_for(lambda: PayoutAccount.objects.filter(payouts_enabled=True).count() == len(accounts) - MENTORS_ONBOARDED_LATE,
+             timeout=60, message="the mentors' accounts enabled through the Connect webhook")
+    return accounts[-MENTORS_ONBOARDED_LATE:]
+
+
+def payouts_phase(stack, timeline: Timeline, late: list[str]) -> None:
+    """P: the waiting mentors finish onboarding (account.updated sends their payouts) while
+    Stripe answers each transfer 3 s after making it; both workers are killed while transfers
+    Stripe made are not yet committed here. After the restart each is recorded once."""
+    sandbox = stack.sandbox
+    timeline.say("P: waiting mentors onboarded; transfers answered 3 s late; workers killed mid-transfer")
+    client = sandbox.stripe_client(stack.stripe_secret_key)
+    since = sandbox.clock()["now"]
+    waiting = Payout.objects.filter(status="waiting").count()
+    sandbox.set_api_faults(path_prefix="/v1/transfers", latency_ms=3000, latency_phase="after")
+
+    def made_not_recorded() -> list[str]:
+        made = [t.id for t in client.v1.transfers.list(params={"created": {"gte": since}, "limit": 100}).data]
+        recorded = set(Payout.objects.filter(stripe_transfer_id__in=made).values_list("stripe_transfer_id", flat=True))
+        return [t for t in made if t not in recorded]
+
+    for account_id in late:
+        sandbox.onboard_account(account_id, "complete")
+    wait_for(made_not_recorded, timeout=90, message="a transfer Stripe made and we have not committed")
+    for worker in stack.workers:
+        worker.kill()
+    stranded = made_not_recorded()
+    sandbox.set_api_faults()
+    with ThreadPoolExecutor(len(stack.workers)) as restarting:  # side by side: each takes seconds to be ready
+        list(restarting.map(lambda worker: worker.start(), stack.workers))
+    timeline.faults["payouts waiting for an account (sent in phase P)"] += waiting
+    timeline.faults["workers killed between a Transfer and its commit"] += len(stack.workers)
+    timeline.faults["transfers made but not committed when killed"] += len(stranded)
+    timeline.say(f"P: {waiting} payouts were waiting; killed both workers with {len(stranded)} transfer(s) made at "
+                 "Stripe and not committed; restarted")
+    assert stranded
 
 
 def run_phases(stack, market: Marketplace, timeline: Timeline, plan: Plan) -> None:
@@ -369,7 +431,12 @@ def settle(stack, market: Marketplace, timeline: Timeline, plan: Plan) -> None:
         sessions = Session.objects.filter(stripe_checkout_session_id__in=list(expected))
         settled = sum(1 for s in sessions if final_state_of(s) == expected_state(expected[s.stripe_checkout_session_id],
                                                                                  final_state_of(s)))
-        return open_events == 0 and open_refunds == 0 and settled == len(expected)
+        # Every payout sent (or owing nothing), none mid-transfer, no reversal on its way.
+        open_payouts = (Payout.objects.exclude(status__in=["paid", "partially_reversed", "reversed", "cancelled"])
+                        .count() + Payout.objects.filter(sending_since__isnull=False).count()
+                        + PayoutReversal.objects.filter(status="requested").count()
+                        + Session.objects.filter(payment_status="paid", payout__isnull=True).count())
+        return open_events == 0 and open_refunds == 0 and settled == len(expected) and open_payouts == 0
 
     try:
         wait_for(final, timeout=plan.settle_timeout, message="the stack to settle")
@@ -465,14 +532,58 @@ def check_end_state(stack, market: Marketplace, timeline: Timeline) -> dict:
     if failed_refunds:
         problems.append(f"failed refunds: {failed_refunds[:5]}")
 
+    transfers_doubled, owed_unpaid, transfers, reversals = check_payouts(client, bookings, sessions, problems)
+
     discrepancies, audit_output = audit(stack)
     if discrepancies:
         problems.append(f"payments_audit: {discrepancies} discrepancies:\n{audit_output}")
     figures = figures_of(stack, market, timeline, events, lost=lost, doubled=doubled)
+    figures["transfers"], figures["reversals"] = transfers, reversals
+    figures["transfers doubled"], figures["owed-but-unpaid"] = transfers_doubled, owed_unpaid
     figures["audit discrepancies"] = discrepancies
     print_figures(figures)
     assert not problems, f"{len(problems)} problem(s):\n" + "\n".join(problems[:40])
     return figures
+
+
+def owed_to_mentor(booking: Booking) -> int:
+    """The mentor's share of what the platform kept, by the money rule; nothing for a session
+    that did not take place (cancelled) or was never paid (a failed debit)."""
+    if (booking.refund_kind or "").startswith("cancel") or booking.debit == "failed":
+        return 0
+    return mentor_share(booking.amount - booking.refund_amount, fee_percent=FEE_PERCENT)
+
+
+def check_payouts(client, bookings: list[Booking], sessions: dict, problems: list[str]) -> tuple[int, int, int, int]:
+    """Stripe's transfers against what each mentor is owed: one transfer per session at most,
+    and what the mentor holds of it (transferred less reversed) exactly their share.
+    Returns (transfers doubled, owed but unpaid, transfers, reversals)."""
+    by_group = defaultdict(list)
+    for transfer in client.v1.transfers.list(params={"limit": 100}).auto_paging_iter():
+        by_group[transfer.transfer_group].append(transfer)
+    doubled = unpaid = 0
+    groups = set()
+    for booking in bookings:
+        found = sessions.get(booking.cs_id, [])
+        if not found:
+            continue
+        group = f"session_{found[0].pk}"
+        groups.add(group)
+        transfers = by_group.get(group, [])
+        doubled += max(0, len(transfers) - 1)
+        holds = sum(t.amount - t.amount_reversed for t in transfers)
+        owed = owed_to_mentor(booking)
+        if len(transfers) > 1 or holds != owed:
+            unpaid += holds < owed
+            problems.append(f"booking {booking.n} ({booking.phase}, {booking.refund_kind}): {len(transfers)} transfer(s), "
+                            f"the mentor holds {holds}, is owed {owed}")
+    strays = [t.id for group, ts in by_group.items() if group not in groups for t in ts]
+    doubled += len(strays)
+    if strays:
+        problems.append(f"transfers for no booking: {strays[:5]}")
+    transfers = sum(len(ts) for ts in by_group.values())
+    reversals = sum(len(t.reversals.data) for ts in by_group.values() for t in ts)
+    return doubled, unpaid, transfers, reversals
 
 
 def final_state_of(session: Session) -> tuple[str, str, int]:
@@ -553,7 +664,8 @@ def print_figures(figures: dict) -> None:
         else:
             lines.append(f"{name}: {value}")
     lines.append(f"lost: {figures['lost']} doubled: {figures['doubled']} "
-                 f"audit discrepancies: {figures['audit discrepancies']}")
+                 f"audit discrepancies: {figures['audit discrepancies']} "
+                 f"transfers doubled: {figures['transfers doubled']} owed-but-unpaid: {figures['owed-but-unpaid']}")
     print("\n".join(lines + ["======================="]), flush=True)
 
 
@@ -563,6 +675,7 @@ def check_no_secret_in_logs(stack) -> None:
     assert "webhook evt_" in logs and " ready." in logs, "the stack's logs were not captured"
     assert stack.stripe_secret_key not in logs
     assert stack.webhook_secret not in logs
+    assert stack.connect_webhook_secret not in logs
     assert "sk_live_" not in logs
     assert not re.search(r"\b(?:sk|rk)_(?:test|live)_[A-Za-z0-9_]{8,}", logs), "a Stripe secret key in the logs"
     assert not re.search(r"\bwhsec_[A-Za-z0-9_]{8,}", logs), "a webhook secret in the logs"

@@ -163,6 +163,8 @@ def oversized_signed_event() -> tuple[bytes, str]:
     return signed(event, WEBHOOK_SECRET)
 
 
+# The gunicorn tests stay on one xdist worker (make test: --dist loadgroup): the server starts once.
+@pytest.mark.xdist_group("oversized_bodies_gunicorn")
 def test_over_a_mib_with_content_length_is_413_from_gunicorn(api_server):
     payload, header = oversized_signed_event()
     response = httpx.post(f"{api_server.url}/api/payments/webhook", content=payload, timeout=30,
@@ -172,6 +174,7 @@ def test_over_a_mib_with_content_length_is_413_from_gunicorn(api_server):
     assert not WebhookEvent.objects.exists()
 
 
+@pytest.mark.xdist_group("oversized_bodies_gunicorn")
 def test_over_a_mib_chunked_without_content_length_is_refused_by_gunicorn(api_server):
     payload, header = oversized_signed_event()
 
@@ -194,7 +197,7 @@ def test_over_a_mib_chunked_without_content_length_is_refused_by_gunicorn(api_se
     assert WebhookEvent.objects.count() == 1
 
 
-# --- Signed but odd events (issue 9 item 10): stored safely or a 4xx saying why, never a 5xx ---
+# --- Signed but odd events: stored safely or a 4xx saying why, never a 5xx ---
 
 
 def test_a_signed_event_with_an_id_longer_than_the_column_is_refused_naming_the_id(client, stripe_sandbox):
@@ -236,7 +239,7 @@ def test_a_lone_surrogate_in_a_signed_event_type_is_stored_as_ignored(client, st
     assert WebhookEvent.objects.get().status == WebhookEvent.Status.IGNORED
 
 
-# --- Refusals are generic; the reason goes to the log (issue 11 item 6) -------------------
+# --- Refusals are generic; the reason goes to the log -------------------
 
 
 @pytest.mark.parametrize("case", ["re-signed-after-tampering-with-another-secret", "stale-by-a-day",

@@ -132,6 +132,15 @@ class Marketplace:
         with ThreadPoolExecutor(self.threads) as pool:
             return list(pool.map(lambda n: self.pay(self.book(n, phase)), numbers))
 
+    # ---- Mentors' payout accounts ---------------------------------------------------
+
+    def connect_payouts(self, mentor: Party) -> None:
+        """The mentor opens their payout account through the API (its onboarding is then done
+        at the sandbox: the hosted page's outcome, by the control API)."""
+        response = self.http.post("/api/mentors/me/payout-account",
+                                  headers={"Authorization": f"Bearer {mentor.token}"})
+        assert response.status_code == 200, response.text
+
     # ---- Refunds -----------------------------------------------------------------
 
     def cancel(self, booking: Booking, session_id: int, *, by: str) -> httpx.Response:

@@ -19,7 +19,7 @@ def policy_of_earlier_bookings(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('backend', '0016_user_time_zone'),
+        ('backend', '0017_holds_per_address_and_email_verification'),
     ]
 
     operations = [
