@@ -1,5 +1,6 @@
-"""Migration 0017 on rows from before it: UTC windows keep meaning UTC, and paid sessions get
-the cancellation policy they were sold under (a full refund up to REFUND_CUTOFF_HOURS)."""
+"""The migration to local schedules, reschedules and cancellation tiers, on rows from before it:
+UTC windows keep meaning UTC, and paid sessions get the cancellation policy they were sold under
+(a full refund up to REFUND_CUTOFF_HOURS)."""
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
@@ -10,8 +11,8 @@ from backend.models import Mentor, Session, WeeklyAvailability
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BEFORE = ("backend", "0016_user_time_zone")
-AFTER = ("backend", "0017_schedules_in_local_time_and_reschedules")
+BEFORE = ("backend", "0017_holds_per_address_and_email_verification")
+AFTER = ("backend", "0018_schedules_in_local_time_and_reschedules")
 
 
 def migrate(target):
