@@ -93,14 +93,17 @@ test: install-dev
 	STRIPE_API_BASE=$${STRIPE_API_BASE:-$(SUITE_STRIPE_API_BASE)} \
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
-# The screenshots of the pages in README (docs/screenshots/*.png), taken in Chromium by
-# tests/web/test_screenshots.py on the test database; run it again after changing a page.
+# The README's pictures (docs/screenshots/*.png), taken in Chromium by the browser tests that
+# render those pages (the mentor's side, the screens), writing into the docs instead of a
+# temporary directory; run it again after changing a page.
 screenshots: install-dev
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
 	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-$$($(NEW_SECRET_KEY))} \
+	STRIPE_API_BASE=$${STRIPE_API_BASE:-$(SUITE_STRIPE_API_BASE)} \
 	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots \
-	$(PY) -m pytest tests/web/test_screenshots.py -q $(PYTEST_ARGS)
+	$(PY) -m pytest tests/web/test_screenshots.py tests/web/test_screens.py -q \
+	  -k "screenshots_of_the_new_pages or slot_picker or fails_later or admin_refund or phone" $(PYTEST_ARGS)
 
 # The architecture's contracts (.importlinter: imports run one way) and ruff. CI runs both.
 lint: install-dev

@@ -120,6 +120,17 @@ class MentorProfileIn(Schema):
     currency: InputText | None = Field(None, min_length=3, max_length=3, description="ISO 4217, e.g. usd")
 
 
+class BookingMenteeOut(Schema):
+    id: int
+    name: str
+
+
+class MentorBookingOut(SessionOut):
+    """A session as its mentor sees it in their bookings: with who booked it."""
+
+    mentee: BookingMenteeOut
+
+
 class BookingsQuery(Schema):
     when: Literal["upcoming", "past"] = Field("upcoming", description=(
         "upcoming: not ended yet, soonest first; past: ended, latest first"))
@@ -158,7 +169,7 @@ def get_own_schedule(request):
     return mentor_schedule_own(user=request.auth)
 
 
-@router.get("/me/bookings", response={200: list[SessionOut], 401: ErrorOut, 403: ErrorOut, 422: ErrorOut},
+@router.get("/me/bookings", response={200: list[MentorBookingOut], 401: ErrorOut, 403: ErrorOut, 422: ErrorOut},
             auth=JWTAuth())
 @paginate(PageNumberPagination, page_size=20)
 def list_own_bookings(request, filters: Query[BookingsQuery]):

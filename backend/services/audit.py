@@ -323,23 +323,26 @@ def _session_against_stripe(scope: AuditScope, report: AuditReport, session: Ses
 
 
 def kept_after_cancel(scope: AuditScope, report: AuditReport) -> None:
-    """A cancelled session is refunded in full (the policy tops up what a partial refund
-    left): money Stripe still holds for it with no refund on its way is reported, whether
-    none was ever asked for or the ones asked failed or were canceled."""
+    """A cancelled session is refunded what its cancellation promised: in full, or the tier of
+    its cancellation policy a mentee's late cancellation earned (`cancellation_refund_amount`);
+    the settling of refunds tops up to it. Money Stripe still holds beyond that, with no refund
+    on its way, is reported, whether none was ever asked for or the ones asked failed or were canceled."""
     for session in scope.sessions:
         if session.status != Session.Status.CANCELLED or session.payment_status != Session.PaymentStatus.PAID:
             continue
         charge = scope.charge_of(session.stripe_payment_id) or {}
         if charge.get("status") != "succeeded":
             continue  # reported by sessions_against_stripe
-        kept = session.amount - (charge.get("amount_refunded") or 0)
+        promised = session.amount if session.cancellation_refund_amount is None else min(
+            session.amount, session.cancellation_refund_amount)
+        kept = promised - (charge.get("amount_refunded") or 0)
         if kept <= 0 or any(r.status in REFUND_ON_ITS_WAY for r in session.refunds.all()):
             continue
         asked = sorted(f"{r.pk} {r.status}" for r in session.refunds.all())
         why = (f"no refund is on its way (refunds {', '.join(asked)})" if asked
                else "no refund was ever asked for")
         report.add("not_refunded", _subject(session), f"cancelled, {money_format(kept, session.currency)} of "
-                                                      f"{money_format(session.amount, session.currency)} kept: {why}")
+                                                      f"{money_format(promised, session.currency)} kept: {why}")
 
 
 def disputes_against_stripe(scope: AuditScope, report: AuditReport) -> None:

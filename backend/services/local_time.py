@@ -124,6 +124,16 @@ def local_date(dt: datetime, tz_name: str | None) -> date:
     return dt.astimezone(zone(tz_name)).date()
 
 
+def date_param(text: str | None) -> date | None:
+    """A YYYY-MM-DD date from a page's query or form, or None for anything else (never an error).
+    Far years are refused too: a page adds weeks to it, which must not overflow."""
+    try:
+        day = date.fromisoformat(text) if text and len(text) == 10 else None
+    except ValueError:
+        return None
+    return day if day and 1900 <= day.year <= 9000 else None
+
+
 def local_date_text(day: date) -> str:
     """ "Saturday 13 March 2027"."""
     return _day(day)

@@ -39,7 +39,11 @@ def local_range(start, end, tz_name: str) -> str:
 def local_clock_range(start, end, tz_name: str) -> str:
     """Clock times within one day: {% local_clock_range start end tz %} -> "09:00-12:00 EST"."""
     return local_clock_range_text(start, end, tz_name)
+
+
+@register.filter
 def session_status_text(session: Session) -> str:
+    """The session's state in words: Scheduled, Took place, Cancelled."""
     if session.status == Session.Status.CANCELLED:
         return "Cancelled"
     if session.status == Session.Status.COMPLETED:

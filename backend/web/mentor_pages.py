@@ -11,7 +11,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_http_methods
 
 from backend.errors import ApplicationError
@@ -22,7 +21,7 @@ from backend.services.availability import (
     mentor_schedule_set,
     mentor_schedule_zone_for_editing,
 )
-from backend.services.local_time import intervals_by_local_day, local_date, local_date_text, zone
+from backend.services.local_time import date_param, intervals_by_local_day, local_date, local_date_text, zone
 from backend.services.mentors import mentor_bookings, mentor_profile_update
 from backend.services.slots import overlapping, scheduled_sessions
 from backend.web.mentor_forms import BlockDateForm, MentorProfileForm, ScheduleZoneForm, WindowFormSet
@@ -55,8 +54,7 @@ def mentor_bookings_page(request, mentor: Mentor):
 
 def _preview_start(request, tz_name: str) -> date:
     """The first day of the preview: `?from=YYYY-MM-DD`, else today in the mentor's zone."""
-    chosen = parse_date(request.GET.get("from") or "") if len(request.GET.get("from") or "") == 10 else None
-    return chosen or local_date(timezone.now(), tz_name)
+    return date_param(request.GET.get("from")) or local_date(timezone.now(), tz_name)
 
 
 @mentor_required
@@ -85,7 +83,7 @@ def mentor_availability_page(request, mentor: Mentor):
                 messages.success(request, f"{local_date_text(day)} is blocked. Sessions already booked that day are kept.")
                 return redirect(request.get_full_path())
             if action == "unblock":
-                day = parse_date(request.POST.get("date") or "")
+                day = date_param(request.POST.get("date"))
                 mentor_schedule_set(user=user, blocked_dates=[d for d in schedule.blocked_dates if d != day])
                 messages.success(request, "The day is bookable again.")
                 return redirect(request.get_full_path())

@@ -10,12 +10,18 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_http_methods
 
 from backend.errors import ApplicationError, NotFound
 from backend.services.availability import mentor_availability, slot_starts
-from backend.services.local_time import intervals_by_local_day, local_clock_text, local_date, local_date_text, zone
+from backend.services.local_time import (
+    date_param,
+    intervals_by_local_day,
+    local_clock_text,
+    local_date,
+    local_date_text,
+    zone,
+)
 from backend.services.rate_limits import request_throttle
 from backend.services.reschedules import session_reschedule, session_reschedule_terms
 from backend.services.sessions import session_get_for_user
@@ -40,8 +46,7 @@ def session_reschedule_page(request, session_id: int):
         return render(request, "web/not_found.html", {"what": "This session"}, status=404)
     tz_name = request.user.time_zone
     today = local_date(timezone.now(), tz_name)
-    chosen = request.GET.get("from") or ""
-    first_day = max(today, (parse_date(chosen) if len(chosen) == 10 else None) or today)
+    first_day = max(today, date_param(request.GET.get("from")) or today)
     starts = datetime.combine(first_day, time.min, tzinfo=zone(tz_name))
     try:
         free = mentor_availability(mentor_id=session.mentor_id, starts=starts,

@@ -48,6 +48,7 @@ def test_a_mentors_bookings_come_upcoming_soonest_first_and_past_latest_first(cl
 
     upcoming = client.get("/api/mentors/me/bookings", **headers).json()
     assert [s["id"] for s in upcoming["items"]] == [sooner.pk, later.pk] and upcoming["count"] == 2
+    assert upcoming["items"][0]["mentee"] == {"id": mentee.pk, "name": "Mia"}
     past = client.get("/api/mentors/me/bookings", {"when": "past"}, **headers).json()
     assert [s["id"] for s in past["items"]] == [recently.pk, long_ago.pk]
     first = client.get("/api/mentors/me/bookings", {"page_size": 1}, **headers).json()

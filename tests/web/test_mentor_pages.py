@@ -224,3 +224,13 @@ def test_the_reschedule_page_says_why_a_move_is_not_possible(settings):
     assert 'data-testid="confirm-reschedule"' not in refused
     as_mentor = signed_in(mentor.user).get(f"/sessions/{soon.pk}/reschedule").content.decode()
     assert "As the mentor you can always move it" in as_mentor and 'data-testid="reschedule-refused"' not in as_mentor
+
+
+@pytest.mark.parametrize("value", ["garbage", "2026-13-45", "9999-12-31", "0001-01-01", ""])
+def test_a_date_a_page_cannot_use_shows_the_default_weeks(value):
+    mentor, mentee = make_mentor(), make_user()
+    session = make_session(mentor=mentor, mentee=mentee, starts_in=timedelta(days=5))
+    assert signed_in(mentor.user).get("/mentor/availability", {"from": value}).status_code == 200
+    assert signed_in(mentee).get(f"/sessions/{session.pk}/reschedule", {"from": value}).status_code == 200
+    unblock = signed_in(mentor.user).post("/mentor/availability", {"action": "unblock", "date": value})
+    assert unblock.status_code == 302
