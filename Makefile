@@ -12,7 +12,7 @@ export SANDBOX_PORT ?= 12111
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install install-dev run test lint chaos bench migrate seed clean
+.PHONY: install install-dev run test lint chaos bench screenshots migrate seed clean
 
 $(INSTALLED): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,15 @@ test: install-dev
 lint: install-dev
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check .
+
+# The README's pictures (docs/screenshots/*.png): the browser tests that take them, writing
+# into the docs instead of a temporary directory.
+screenshots: install-dev
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
+	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
+	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-$$($(NEW_SECRET_KEY))} \
+	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots \
+	$(PY) -m pytest tests/web/test_screens.py -q -k "slot_picker or fails_later or admin_refund or phone" $(PYTEST_ARGS)
 
 # The long chaos run (not part of `make test`): CHAOS_BOOKINGS (default 1000) bookings through
 # the whole stack with every fault of tests/e2e/test_chaos.py plus failing refunds, delayed

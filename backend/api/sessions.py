@@ -33,6 +33,10 @@ class SessionOut(Schema):
     amount: int
     currency: str
     refunded_amount: int
+    is_disputed: bool = Field(description="The payment is under dispute: it can't be cancelled or refunded meanwhile")
+    cancelled_by: str = Field(description="mentee, mentor, admin, stripe (refunded in full there), system (payment "
+                                          "not cleared at the start), or empty")
+    cancel_reason: str = Field(description="The reason the canceller gave, shown to the other party")
     created_at: datetime
 
 
