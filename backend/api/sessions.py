@@ -44,6 +44,10 @@ class SessionOut(Schema):
     cancellation_policy: list[CancellationTierOut] | None = Field(
         description="The mentee's refund by notice, fixed when the session was paid (null until then); "
                     "a mentor's cancellation always refunds in full")
+    is_disputed: bool = Field(description="The payment is under dispute: it can't be cancelled or refunded meanwhile")
+    cancelled_by: str = Field(description="mentee, mentor, admin, stripe (refunded in full there), system (payment "
+                                          "not cleared at the start), or empty")
+    cancel_reason: str = Field(description="The reason the canceller gave, shown to the other party")
     created_at: datetime
 
 

@@ -199,11 +199,12 @@ def test_a_refresh_token_stops_working_when_its_user_is(client, world, change):
 # --- Public and private endpoints ----------------------------------------------------------
 
 PUBLIC = ["/api/mentors", "/api/mentors/{mentor_id}", "/api/mentors/{mentor_id}/availability",
-          "/api/mentors/{mentor_id}/schedule", "/api/payments/config", "/api/health", "/api/health/live",
+          "/api/mentors/{mentor_id}/slots", "/api/mentors/{mentor_id}/schedule", "/api/payments/config", "/api/health", "/api/health/live",
           "/api/openapi.json", "/api/docs"]
 BEARER_ONLY = [("get", "/api/auth/me"), ("get", "/api/sessions"), ("get", "/api/sessions/{session_id}"),
                ("post", "/api/sessions/{session_id}/cancel"), ("post", "/api/payments/create-checkout-session"),
-               ("get", "/api/payments/checkout-sessions/{cs_id}"), ("put", "/api/mentors/me/schedule"),
+               ("get", "/api/payments/checkout-sessions/{cs_id}"), ("delete", "/api/payments/checkout-sessions/{cs_id}"),
+               ("put", "/api/mentors/me/schedule"),
                ("patch", "/api/auth/me"), ("post", "/api/sessions/{session_id}/reschedule"),
                ("get", "/api/mentors/me/schedule"), ("get", "/api/mentors/me/bookings"), ("get", "/api/mentors/me"),
                ("patch", "/api/mentors/me"),
@@ -300,10 +301,13 @@ PAYOUT_ACTIONS = {
 def test_only_staff_with_refund_session_refund_from_the_admin(client, world, actor):
     staff = admin_client(client, actor)
     target = world.sessions["of_a"]
-    client.post("/admin/backend/session/", {"action": "refund_sessions", "_selected_action": [target.pk]})
+    selected = {"action": "refund_sessions", "_selected_action": [target.pk]}
+    client.post("/admin/backend/session/", selected)  # the confirmation page: nothing happens yet
+    assert not Refund.objects.filter(session=target).exists()
+    client.post("/admin/backend/session/", {**selected, "post": "yes", "reason": "Mentor unavailable"})
     refunds = Refund.objects.filter(session=target)
     assert refunds.exists() == REFUND_ACTION[actor]
-    assert logged(staff, target) == ([f"Refund {refunds.get().pk} of {target.amount} {target.currency} requested"]
+    assert logged(staff, target) == ([f"Refund {refunds.get().pk} of 120.00 USD requested. Reason: Mentor unavailable"]
                                      if REFUND_ACTION[actor] else [])
 
 
