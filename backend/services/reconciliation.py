@@ -6,6 +6,7 @@
 - checkout_holds_expire: holds whose time is up.
 - followups_sweep: follow-up work whose queuing was lost (the broker was down).
 """
+import itertools
 import logging
 import time
 from datetime import timedelta
@@ -105,14 +106,16 @@ def _events_catch_up(fixed: dict[str, int], *, since: timedelta | None, deadline
             cursor, first = _events_start(types, start)
             if cursor is None:
                 return True  # no event of ours since `start`
-            if first and not _events_store_saving(first, fixed, saves=saves, deadline=deadline):
+            if first and not _events_store_saving(first, fixed, saves=saves):
                 return False
-        while True:
+        for pages in itertools.count():
+            if pages and deadline is not None and time.monotonic() >= deadline:
+                return False  # out of time, after one page at least: every run gets further
             # ending_before: the page of events just newer than the cursor, newest first.
             page, more = stripe_gateway.events_page(types=types, ending_before=cursor, limit=EVENTS_PAGE)
             page.reverse()
-            if not _events_store_saving(page, fixed, saves=saves, deadline=deadline):
-                return False  # out of time, or one could not be stored: the next run starts there
+            if not _events_store_saving(page, fixed, saves=saves):
+                return False  # one could not be stored: the next run starts from it
             if not more:
                 if saves:
                     _events_progress_save(cursor=None, read_until=None)  # caught up
@@ -161,13 +164,11 @@ def _events_start(types: list[str], start: int) -> tuple[str | None, list[dict]]
     return second[0]["id"], second[::-1]
 
 
-def _events_store_saving(events: list[dict], fixed: dict[str, int], *, saves: bool, deadline: float | None) -> bool:
+def _events_store_saving(events: list[dict], fixed: dict[str, int], *, saves: bool) -> bool:
     """Store the events (oldest first) a few at a time, saving the position after each few:
-    a run stopped at its time limit loses a few seconds of work at most, never a page.
-    False when the time is up or one could not be stored (the position stays before it)."""
+    a run stopped at its soft time limit loses a moment's work at most, never a page.
+    False when one could not be stored (the position stays before it)."""
     for start in range(0, len(events), EVENTS_SAVED_EVERY):
-        if deadline is not None and time.monotonic() >= deadline:
-            return False
         chunk = events[start:start + EVENTS_SAVED_EVERY]
         stored = _events_store(chunk, fixed)
         if stored and saves:

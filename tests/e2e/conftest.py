@@ -70,6 +70,15 @@ class ChaosStack:
             messages = client.hvals("unacked")
         return [json.loads(message)[0]["headers"]["task"] for message in messages]
 
+    def task_send(self, name: str) -> None:
+        """Send a task by its registered name to the stack's workers, as beat does. The
+        message carries no time limits of this process: the workers' own apply."""
+        from worker import app
+
+        host, port, db = self.broker
+        with app.connection_for_write(f"redis://{host}:{port}/{db}") as connection:
+            app.send_task(name, connection=connection, time_limit=None, soft_time_limit=None)
+
     def manage(self, *arguments: str, timeout: float = 120, check: bool = True) -> str:
         """`python manage.py ...` as one more stack process (through the proxies); its output
         (with `check`, the command must exit 0)."""
@@ -99,14 +108,15 @@ def sandbox_log(sandbox: SandboxProcess) -> str:
 
 
 def _beat_schedule_fast() -> None:
-    """Beat's sweeps and payouts_run every few seconds instead of every minute (the sweeps
-    still only take rows stuck for over a minute, so this only shortens beat's own latency).
-    The reconciler is not scheduled: the test runs it at the moments the issue names."""
+    """Beat's sweeps, hold expiry and payouts_run every few seconds instead of every minute
+    (the sweeps still only take rows stuck for over a minute, or holds past their time, so this
+    only shortens beat's own latency). The reconciler is not scheduled: the test runs it at the
+    moments the issue names."""
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
     PeriodicTask.objects.all().delete()
     every, _ = IntervalSchedule.objects.get_or_create(every=SWEEP_EVERY_SECONDS, period=IntervalSchedule.SECONDS)
-    for sweep in ("webhook_events_sweep", "followups_sweep", "payouts_run"):
+    for sweep in ("webhook_events_sweep", "followups_sweep", "checkout_holds_expire", "payouts_run"):
         PeriodicTask.objects.create(name=sweep, task=sweep, interval=every)
 
 

@@ -312,7 +312,7 @@ def test_a_refund_event_arriving_while_the_refund_task_writes_is_recorded_on_our
         stripe_refund = stripe_gateway.refund_create(
             idempotency_key=idempotency_key("refund", f"{ours.pk}:9000"), payment_intent=session.stripe_payment_id,
             amount=9000, metadata=stripe_metadata(refund_id=ours.pk, session_id=session.pk))
-        wait_for(lambda: lock_waiters() >= 1, message="the webhook's handler waiting for our row")
+        wait_for(lambda: waiting_on(task.get_backend_pid()), message="the webhook's handler waiting for our row")
         with task.cursor() as cursor:
             cursor.execute("UPDATE backend_refund SET stripe_refund_id = %s, status = 'succeeded' WHERE id = %s",
                            [stripe_refund["id"], ours.pk])
@@ -326,10 +326,10 @@ def test_a_refund_event_arriving_while_the_refund_task_writes_is_recorded_on_our
     wait_for(lambda: Session.objects.get(pk=session.pk).payment_status == "refunded", message="refunded")
 
 
-def lock_waiters() -> int:
+def waiting_on(pid: int) -> int:
+    """How many database sessions wait for a lock the session `pid` holds."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                       "AND wait_event_type = 'Lock'")
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))", [pid])
         return cursor.fetchone()[0]
 
 

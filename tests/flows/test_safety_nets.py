@@ -259,7 +259,7 @@ def test_reconcile_catches_up_a_backlog_too_large_for_one_run_behind_a_slow_even
     payments.advance_clock(600)
     paid_session(client, payments, make_user(), mentor, scheduled_at=future_slot(days=2, hour=10))
     payments.wait_until_delivered()
-    assert payments_reconcile()["caught_up"] == 1  # beat's runs were keeping up before the outage
+    assert payments_reconcile()["events_ingested"] == 0  # beat's runs were keeping up before the outage
 
     payments.disable_endpoint()  # the outage: nothing Stripe creates from now on reaches the webhook
     for session in booked:  # a Dashboard refund, then another integration's traffic, three times
@@ -274,15 +274,15 @@ def test_reconcile_catches_up_a_backlog_too_large_for_one_run_behind_a_slow_even
 
     with reconcile_worker(payments, soft_limit=4) as worker:  # a run stops by itself after 2 s
         first = reconcile_run(worker)
-        assert first["caught_up"] == 0 and first["events_ingested"] > 0
-        assert "reconcile: stopped" in worker.log()
-        assert Installation.objects.get().stripe_events_cursor  # where the next run goes on
         # Oldest first: the first refund's events are in, the last one's still to come.
         first_stored = WebhookEvent.objects.filter(type="refund.created")
         assert first_stored.filter(payload__data__object__payment_intent=booked[0].stripe_payment_id).exists()
         assert not first_stored.filter(payload__data__object__payment_intent=booked[2].stripe_payment_id).exists()
+        assert first.get("caught_up") == 0 and first["events_ingested"] > 0
+        assert "reconcile: stopped" in worker.log()
+        assert Installation.objects.get().stripe_events_cursor  # where the next run goes on
         runs = [first]
-        while not runs[-1]["caught_up"]:
+        while not runs[-1].get("caught_up"):
             assert len(runs) < 15, runs
             runs.append(reconcile_run(worker))
             assert runs[-1]["events_ingested"] > 0 or runs[-1]["caught_up"], runs  # every run gets further
