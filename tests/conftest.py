@@ -4,6 +4,7 @@ import socket
 import time
 import uuid
 import warnings
+from collections import Counter
 from urllib.parse import urlparse
 
 import pytest
@@ -82,12 +83,29 @@ SLOWEST_FIRST = (
 
 
 @pytest.hookimpl(trylast=True)  # after pytest-django's own ordering (database tests first)
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(config, items):
+    _one_nodeid_per_test(config, items)
+
     def rank(item) -> int:
         return next((n for n, prefix in enumerate(SLOWEST_FIRST) if item.nodeid.startswith(prefix)),
                     len(SLOWEST_FIRST))
 
     items.sort(key=rank)  # stable: the rest keep their order
+
+
+def _one_nodeid_per_test(config, items) -> None:
+    """schemathesis's tests, one per operation, are named `test_x[GET /path]` but under
+    pytest 9 all get the nodeid `...::test_x` (pytest builds it from the original name and a
+    callspec they don't have). xdist's loadgroup tells tests apart by nodeid: it would run one
+    of the 19 and report the others nowhere. Each gets its name as its nodeid, as pytest 8 gave."""
+    counts = Counter(item.nodeid for item in items)
+    for item in items:
+        original = getattr(item, "originalname", None)
+        if counts[item.nodeid] > 1 and original and item.name.startswith(f"{original}[") and item.name.endswith("]"):
+            item._id = item.parent.id.child(original).with_params(item.name[len(original) + 1:-1])
+    duplicated = [nodeid for nodeid, n in Counter(item.nodeid for item in items).items() if n > 1]
+    if duplicated and hasattr(config, "workerinput"):
+        raise pytest.UsageError(f"tests sharing a nodeid, which xdist would run once: {duplicated[:5]}")
 
 
 # --- Celery: pytest-celery's session worker, running OUR app on the Redis broker ----------
