@@ -54,6 +54,39 @@ def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["tests.hashers.FastPBKDF2PasswordHasher", *settings.PASSWORD_HASHERS]
 
 
+def pytest_configure(config):
+    _flush_by_delete()
+
+
+def _flush_by_delete() -> None:
+    """After each transactional test pytest-django empties the tables with Django's flush:
+    on PostgreSQL one TRUNCATE of them all, which makes new files for every table and index
+    (one to two seconds here, for tables holding a few rows), then post_migrate creates
+    every content type and permission again. Here flush DELETEs the rows instead, in one
+    round trip, and leaves the content types and permissions, which are what post_migrate
+    would create again (it still runs, finds them and adds nothing): the same tables, the
+    same rows, in a tenth of the time.
+
+    Every foreign key Django makes is DEFERRABLE INITIALLY DEFERRED, so within flush's
+    transaction the order does not matter (one that was not would fail the flush, loudly).
+    Sequences are left as TRUNCATE without RESTART IDENTITY leaves them. Only this process's
+    flushes change (the tests' teardown); a flush that resets sequences or cascades is Django's."""
+    from django.contrib.auth.models import Permission
+    from django.contrib.contenttypes.models import ContentType
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    truncate = DatabaseOperations.sql_flush
+    kept = {ContentType._meta.db_table, Permission._meta.db_table}
+
+    def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+        if not tables or reset_sequences or allow_cascade:
+            return truncate(self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
+        return [" ".join(f"{style.SQL_KEYWORD('DELETE FROM')} {style.SQL_FIELD(self.quote_name(table))};"
+                         for table in tables if table not in kept)]
+
+    DatabaseOperations.sql_flush = sql_flush
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
     """pytest-django's, and before the test database is dropped, the connections still open
