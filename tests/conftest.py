@@ -1,6 +1,8 @@
 """Suite-wide setup: the suite runs on real PostgreSQL and Redis, and says clearly when one is down."""
+import ast
 import os
 import socket
+import threading
 import time
 import uuid
 import warnings
@@ -8,6 +10,21 @@ from collections import Counter
 from urllib.parse import urlparse
 
 import pytest
+
+# CPython 3.11 keeps the AST constructor's recursion depth in state that all threads share
+# (python/cpython#106905): two threads parsing at once, pytest formatting a failure and a
+# worker thread logging a traceback (3.11's traceback parses each line for its ^^^ markers),
+# can end in "SystemError: AST constructor recursion depth mismatch", which crashed an xdist
+# worker and lost the report it was writing. Here one parse runs at a time.
+_ast_parse, _ast_lock = ast.parse, threading.RLock()
+
+
+def _ast_parse_one_at_a_time(*args, **kwargs):
+    with _ast_lock:
+        return _ast_parse(*args, **kwargs)
+
+
+ast.parse = _ast_parse_one_at_a_time
 
 
 def _reachable(url: str, default_port: int) -> str | None:
