@@ -32,7 +32,7 @@ _held = 0  # suite_relays_paused blocks open (a module's stack and a test's may 
 
 
 def suite_relays_held() -> bool:
-    """True while a stack of the tests' own runs (tests/conftest.py then leaves the relays paused)."""
+    """True while a stack of the tests' own runs (tests/conftest.py then keeps the relays paused)."""
     return _held > 0
 
 
@@ -40,7 +40,9 @@ def suite_relays_held() -> bool:
 def suite_relays_paused():
     """While a stack of our own runs against the test database, the relay of the suite's
     in-process worker (pytest-celery's, if a test started it) claims nothing: it would queue
-    the stack's events on the suite's broker, and the stack's own workers would never see them."""
+    the stack's events on the suite's broker, and the stack's own workers would never see them.
+    They stay paused after: tests/conftest.py resumes them for the next test that may use
+    the database (a module's stack ends between tests, where database access is blocked)."""
     global _held
     _held += 1
     for relay in relays_running():
@@ -49,9 +51,6 @@ def suite_relays_paused():
         yield
     finally:
         _held -= 1
-        if not _held:
-            for relay in relays_running():
-                relay.resume()
 
 
 def free_port() -> int:

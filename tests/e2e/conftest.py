@@ -20,7 +20,7 @@ import pytest
 from stripe_sandbox.process import SandboxProcess
 from tests.e2e.chaos.proxy import TcpProxy
 from tests.stack import ROOT, ApiServer, CeleryProcess, ProcessOutput, suite_relays_paused, test_database_url
-from tests.xdist_worker import redis_db, worker_count
+from tests.xdist_worker import redis_db, worker_count, worker_index
 
 SWEEP_EVERY_SECONDS = 5
 
@@ -32,12 +32,12 @@ def _with_address(url: str, port: int, path: str | None = None) -> str:
 
 
 def stack_broker_db(suite_broker_url: str) -> int:
-    """The stack's own Redis database: this pytest process's plus the number of xdist
-    workers (1 without xdist), so with a base db B and N workers the suites use B..B+N-1
-    and their chaos stacks B+N..B+2N-1. pytest-celery's in-process session worker (started
-    by other tests in the same run) consumes the suite's database, and must never take the
-    stack's tasks; nor may another xdist worker's."""
-    db = redis_db(suite_broker_url) + worker_count()
+    """The chaos stack's own Redis database: the run's base db plus the number of xdist
+    workers (1 without xdist). With a base db B and N workers the workers' suites use
+    B..B+N-1 (tests/xdist_worker.py) and the chaos stack B+N: test_chaos.py's tests share
+    an xdist group, so one chaos stack runs at a time. Never a suite's database: pytest-celery's
+    in-process session worker consumes that one, and must never take the stack's tasks."""
+    db = redis_db(suite_broker_url) - worker_index() + worker_count()
     if db > 15:
         raise RuntimeError(f"the chaos stack would need Redis db {db} (0-15 exist): lower the base db of "
                            f"CELERY_BROKER_URL ({suite_broker_url}) or run fewer xdist workers")

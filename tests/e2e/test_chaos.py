@@ -69,7 +69,9 @@ from tests.e2e.conftest import SWEEP_EVERY_SECONDS
 from tests.factories import PASSWORD, make_mentor, make_user
 from tests.polling import wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+# One xdist worker runs them one after the other (make test: --dist loadgroup): a single
+# chaos stack at a time, on its own Redis db (tests/e2e/conftest.py: stack_broker_db).
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("chaos_stack")]
 
 MENTORS, MENTEES = 10, 20
 MENTORS_ONBOARDED_LATE = 2  # their payouts wait until phase P
