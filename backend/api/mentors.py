@@ -22,6 +22,7 @@ from backend.services.mentors import mentor_bookings, mentor_get, mentor_list, m
 from backend.services.money import money_format
 from backend.services.payout_accounts import payout_account_get, payout_account_onboarding_link
 from backend.services.payouts import payouts_for_mentor
+from backend.services.site import request_site_url
 
 router = Router(tags=["mentors"])
 
@@ -294,7 +295,7 @@ class PayoutOut(Schema):
 def create_payout_account_link(request):
     """Mentors only: a link to Stripe's onboarding for the caller's payout account, created on the
     first call; later calls give a fresh link for the same account."""
-    return {"onboarding_url": payout_account_onboarding_link(user=request.auth)}
+    return {"onboarding_url": payout_account_onboarding_link(user=request.auth, site_url=request_site_url(request))}
 
 
 @router.get("/me/payout-account", response={200: PayoutAccountOut, 401: ErrorOut, 403: ErrorOut}, auth=JWTAuth())

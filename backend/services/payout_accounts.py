@@ -79,10 +79,11 @@ def payout_account_get(*, user: User) -> dict:
     }
 
 
-def payout_account_onboarding_link(*, user: User) -> str:
+def payout_account_onboarding_link(*, user: User, site_url: str = "") -> str:
     """A fresh link to Stripe's hosted onboarding for the caller's connected account, which is
     created the first time (idempotency key from our row: a retry after a crash gets the
-    same account back). Later calls make a new link for the same account."""
+    same account back). Later calls make a new link for the same account. Stripe sends the
+    mentor back to our pages at `site_url` (FRONTEND_URL when set, else the request's origin)."""
     mentor = mentor_of(user)
     with transaction.atomic():
         PayoutAccount.objects.get_or_create(mentor=mentor)
@@ -100,7 +101,7 @@ def payout_account_onboarding_link(*, user: User) -> str:
                         mentor.pk)
         account.links_created += 1
         account.save()
-    base = settings.FRONTEND_URL
+    base = (settings.FRONTEND_URL or site_url).rstrip("/")
     link = stripe_gateway.account_link_create(
         idempotency_key=idempotency_key("account_link", f"{account.pk}:{account.links_created}"),
         account_id=account.stripe_account_id, refresh_url=base + REFRESH_PATH, return_url=base + RETURN_PATH)

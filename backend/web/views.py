@@ -239,7 +239,7 @@ def mentor_payouts_onboarding(request):
     """"Connect" / "Continue onboarding" (POST), and Stripe's refresh_url (GET: a link that expired
     or was used): a fresh account link, and off to Stripe."""
     try:
-        return redirect(payout_account_onboarding_link(user=request.user))
+        return redirect(payout_account_onboarding_link(user=request.user, site_url=request_site_url(request)))
     except PermissionDenied:
         return _not_a_mentor(request)
     except ApplicationError as exc:

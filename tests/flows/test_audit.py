@@ -130,8 +130,8 @@ def test_a_payment_after_a_declined_card_that_no_session_records_is_reported(cli
     status, output = audit(capsys)
 
     assert status == 1
-    assert f"captured_without_session: checkout {Checkout.objects.get().pk} ({cs_id}): Stripe captured 12000 usd " \
-        f"(payment {paid['payment_intent']['id']}), refunded 0, and we have no session" in output
+    assert f"captured_without_session: checkout {Checkout.objects.get().pk} ({cs_id}): Stripe captured 120.00 USD " \
+        f"(payment {paid['payment_intent']['id']}), refunded 0.00 USD, and we have no session" in output
     payments.resume()
 
 

@@ -393,7 +393,9 @@ def test_staff_cannot_cancel_without_the_refund_or_move_a_session_to_another_men
     response = client.post(f"/admin/backend/session/{target.pk}/change/", {
         "title": "Edited", "description": "", "status": "cancelled", "mentor": other_mentor.pk,
         "mentee": other_mentor.user_id, "scheduled_at_0": "2030-01-01", "scheduled_at_1": "09:00:00",
-        "ends_at_0": "2030-01-01", "ends_at_1": "10:00:00", "duration_minutes": 60})
+        "ends_at_0": "2030-01-01", "ends_at_1": "10:00:00", "duration_minutes": 60,
+        # The read-only moves inline's management form, as the browser sends it.
+        "reschedules-TOTAL_FORMS": "0", "reschedules-INITIAL_FORMS": "0"})
     assert response.status_code == 302
     target.refresh_from_db()
     assert target.title == "Edited"
@@ -401,7 +403,8 @@ def test_staff_cannot_cancel_without_the_refund_or_move_a_session_to_another_men
             target.duration_minutes) == before
     assert not Refund.objects.filter(session=target).exists() and mailoutbox == []
     # Cancelling is the Refund action, which needs its own permission (refund, emails, stats).
-    client.post("/admin/backend/session/", {"action": "refund_sessions", "_selected_action": [target.pk]})
+    client.post("/admin/backend/session/", {"action": "refund_sessions", "_selected_action": [target.pk],
+                                            "post": "yes", "reason": "The mentee asked support"})
     assert Refund.objects.filter(session=target).exists() == (actor == "superuser")
 
 
