@@ -435,12 +435,19 @@ def stack_reconcile(stack) -> dict:
     return ast.literal_eval(re.search(r"reconcile: (\{[^}]*\})", new.pop()).group(1))
 
 
+def _reconcile_errors(stack) -> str:
+    """What the workers logged about a reconcile run's errors, to say why one did not get further."""
+    logs = "\n".join(worker.log() for worker in stack.workers)
+    return "\n".join(line for line in logs.splitlines()
+                     if "reconcile:" in line or "holds:" in line or "Error" in line)[-6000:]
+
+
 def stack_reconcile_until_caught_up(stack) -> list[dict]:
     runs = [stack_reconcile(stack)]
     while not runs[-1]["caught_up"]:
         assert len(runs) < 60, runs
         runs.append(stack_reconcile(stack))
-        assert runs[-1]["events_ingested"] or runs[-1]["caught_up"], runs  # every run gets further
+        assert runs[-1]["events_ingested"] or runs[-1]["caught_up"], (runs, _reconcile_errors(stack))  # every run gets further
     return runs
 
 
