@@ -10,6 +10,7 @@ from collections import Counter
 from urllib.parse import urlparse
 
 import pytest
+from _pytest.nodeid import NodeId
 
 # CPython 3.11 keeps the AST constructor's recursion depth in state that all threads share
 # (python/cpython#106905): two threads parsing at once, pytest formatting a failure and a
@@ -135,12 +136,29 @@ SLOWEST_FIRST = (
 @pytest.hookimpl(trylast=True)  # after pytest-django's own ordering (database tests first)
 def pytest_collection_modifyitems(config, items):
     _one_nodeid_per_test(config, items)
+    _xdist_groups_in_nodeids(config, items)
 
     def rank(item) -> int:
         return next((n for n, prefix in enumerate(SLOWEST_FIRST) if item.nodeid.startswith(prefix)),
                     len(SLOWEST_FIRST))
 
     items.sort(key=rank)  # stable: the rest keep their order
+
+
+def _xdist_groups_in_nodeids(config, items) -> None:
+    """xdist 3.8's --dist loadgroup marks a test of an xdist_group by setting item._nodeid to
+    `<nodeid>@<group>`, and groups tests by that suffix. pytest 9 builds nodeid from item._id
+    and never reads _nodeid, so the groups were lost: the ops stack started once per test
+    and two chaos stacks ran at once. The suffix goes where pytest 9 reads it (on the
+    workers, after xdist's own hook; trylast)."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    for item in items:
+        groups = sorted({str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                         for mark in item.iter_markers("xdist_group")})
+        if groups and not item.nodeid.endswith(f"@{'_'.join(groups)}"):
+            item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(groups)}")
+            assert item.nodeid.endswith(f"@{'_'.join(groups)}"), item.nodeid  # pytest still reads _id
 
 
 def _one_nodeid_per_test(config, items) -> None:
@@ -182,10 +200,11 @@ DATABASE_FIXTURES = {"db", "transactional_db", "live_server", "django_db_reset_s
 @pytest.fixture(autouse=True)
 def in_process_worker_quiet_between_tests(request):
     """Once pytest-celery's session worker runs in this process, its outbox relay claims
-    events only during tests that may use the database, and after each of those (before
-    pytest-django flushes the tables) the worker finishes the task in hand. Otherwise a task
-    still holding row locks can deadlock the flush's TRUNCATE, and between tests, where
-    database access is blocked, the relay logs a failed pass every few seconds."""
+    events only during tests that may use the database, and after each test (before
+    pytest-django flushes the tables) the worker finishes the task in hand and the tasks
+    still queued are dropped. Otherwise a task still holding row locks can deadlock the
+    flush, a backlog delays the next test, and between tests, where database access is
+    blocked, the relay logs a failed pass every few seconds."""
     from celery.worker import state
 
     from tests.stack import relays_running, suite_relays_held
@@ -202,6 +221,12 @@ def in_process_worker_quiet_between_tests(request):
         deadline = time.monotonic() + 10
         while state.active_requests and time.monotonic() < deadline:
             time.sleep(0.02)
+        # What this test queued and the worker has not taken (the 100-booking run leaves
+        # hundreds of confirmation mails) would otherwise hold up the next test's tasks
+        # behind it, for rows the flush is about to delete.
+        from worker import app
+
+        app.control.purge()
 
 
 # --- Stripe: the offline sandbox as a real process, delivering to a live API ------------
