@@ -282,14 +282,16 @@ def _webhook_event_run(stripe_event_id: str, payload: dict, *, ignore: NotOurs |
     return event.status
 
 
-def webhook_event_start(*, stripe_event_id: str) -> bool:
+def webhook_event_start(*, stripe_event_id: str, resume: bool = False) -> bool:
     """Count one attempt and show it in progress; False when the event is not to be run:
     processed, ignored, `failed` (only an admin's retry reopens it), or in progress in
     another worker. Only work really begun counts as an attempt: a duplicate message (a
     relay's lapsed claim, a redelivery) that meets an event in progress counts nothing, and
-    if that worker died, webhook_events_sweep puts the event back once a task's time is up."""
+    if that worker died, webhook_events_sweep puts the event back once a task's time is up.
+    `resume`: the caller's own chain left it in progress (its failure could not be written)."""
+    startable = [WebhookEvent.Status.RECEIVED, *([WebhookEvent.Status.PROCESSING] if resume else [])]
     return bool(WebhookEvent.objects.filter(
-        stripe_event_id=stripe_event_id, status=WebhookEvent.Status.RECEIVED
+        stripe_event_id=stripe_event_id, status__in=startable
     ).update(status=WebhookEvent.Status.PROCESSING, attempts=F("attempts") + 1, next_attempt_at=None,
              updated_at=timezone.now()))
 

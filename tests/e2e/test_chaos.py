@@ -106,7 +106,17 @@ def sessions_paid(bookings: list[Booking], timeout: float = 90) -> dict[str, Ses
         found = {s.stripe_checkout_session_id: s for s in Session.objects.filter(stripe_checkout_session_id__in=ids)}
         return found if len(found) == len(ids) else None
 
-    return wait_for(booked, timeout=timeout, message=f"{len(ids)} sessions booked")
+    try:
+        return wait_for(booked, timeout=timeout, message=f"{len(ids)} sessions booked")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; events not processed: {events_open()}") from None
+
+
+def events_open() -> list:
+    """What stands between a delivery and its effect, for a failure message."""
+    return list(WebhookEvent.objects.exclude(status__in=["processed", "ignored"]).values_list(
+        "stripe_event_id", "type", "status", "attempts", "queued_at", "next_attempt_at", "updated_at",
+        "last_error")[:10])
 
 
 class Plan:
@@ -445,7 +455,9 @@ def _reconcile_errors(stack) -> str:
 def stack_reconcile_until_caught_up(stack) -> list[dict]:
     runs = [stack_reconcile(stack)]
     while not runs[-1]["caught_up"]:
-        assert len(runs) < 60, runs
+        said = [line for worker in stack.workers for line in worker.log().splitlines()
+                if "reconcile:" in line and "had not reached us" not in line]
+        assert len(runs) < 60 and not runs[-1]["errors"], (runs, said[-20:])
         runs.append(stack_reconcile(stack))
         assert runs[-1]["events_ingested"] or runs[-1]["caught_up"], (runs, _reconcile_errors(stack))  # every run gets further
     return runs
