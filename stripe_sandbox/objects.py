@@ -360,13 +360,17 @@ def dispute(*, created: int, charge: dict, reason: str, evidence_due_by: int) ->
 
 
 def event(*, created: int, api_version: str, event_type: str, data_object: dict,
-          previous_attributes: dict | None, request: dict, pending_webhooks: int) -> dict:
+          previous_attributes: dict | None, request: dict, pending_webhooks: int,
+          account: str | None = None) -> dict:
     data = {"object": data_object}
     if previous_attributes:
         data["previous_attributes"] = previous_attributes
+    # Events of a connected account name it; the platform's own events have no `account`.
+    connected = {"account": account} if account else {}
     return {
         "id": new_id("evt_"),
         "object": "event",
+        **connected,
         "api_version": api_version,
         "created": created,
         "data": data,
@@ -379,3 +383,181 @@ def event(*, created: int, api_version: str, event_type: str, data_object: dict,
 
 def list_object(data: list, has_more: bool, url: str) -> dict:
     return {"object": "list", "data": data, "has_more": has_more, "url": url}
+
+
+# ---- Connect: connected accounts, account links, transfers, reversals, payouts ---------
+
+# What a new Express-like account still has to provide, as Stripe lists it.
+ONBOARDING_REQUIREMENTS = ["business_profile.mcc", "business_profile.url", "business_type",
+                           "external_account", "individual.dob.day", "individual.first_name",
+                           "individual.last_name", "tos_acceptance.date", "tos_acceptance.ip"]
+
+
+def account_requirements(currently_due: list[str], disabled_reason: str | None) -> dict:
+    return {"alternatives": [], "current_deadline": None, "currently_due": list(currently_due),
+            "disabled_reason": disabled_reason, "errors": [], "eventually_due": list(currently_due),
+            "past_due": list(currently_due) if disabled_reason == "requirements.past_due" else [],
+            "pending_verification": []}
+
+
+def account(*, created: int, params: dict) -> dict:
+    account_id = new_id("acct_", 16)
+    controller = params.get("controller") or {}
+    express = params.get("type") == "express" or (
+        (controller.get("stripe_dashboard") or {}).get("type") == "express")
+    requested = {name for name, wanted in (params.get("capabilities") or {}).items()
+                 if (wanted or {}).get("requested")}
+    if params.get("type") in ("express", "custom") or controller:
+        requested.add("transfers")  # the platform pays these accounts
+    return {
+        "id": account_id,
+        "object": "account",
+        "business_profile": {
+            "annual_revenue": None, "estimated_worker_count": None, "mcc": None,
+            "minority_owned_business_designation": None, "name": None, "product_description": None,
+            "support_address": None, "support_email": None, "support_phone": None, "support_url": None,
+            "url": None},
+        "business_type": params.get("business_type"),
+        "capabilities": {name: "inactive" for name in sorted(requested)},
+        "charges_enabled": False,
+        "controller": {
+            "fees": {"payer": (controller.get("fees") or {}).get("payer", "application")},
+            "is_controller": True,
+            "losses": {"payments": (controller.get("losses") or {}).get("payments", "application")},
+            "requirement_collection": controller.get("requirement_collection", "stripe"),
+            "stripe_dashboard": {"type": "express" if express else
+                                 (controller.get("stripe_dashboard") or {}).get("type", "full")},
+            "type": "application"},
+        "country": params.get("country") or "US",
+        "created": created,
+        "default_currency": params.get("default_currency") or "usd",
+        "details_submitted": False,
+        "email": params.get("email"),
+        "external_accounts": {"object": "list", "data": [], "has_more": False, "total_count": 0,
+                              "url": f"/v1/accounts/{account_id}/external_accounts"},
+        "future_requirements": account_requirements([], None),
+        "metadata": dict(params.get("metadata") or {}),
+        "payouts_enabled": False,
+        "requirements": account_requirements(ONBOARDING_REQUIREMENTS, "requirements.past_due"),
+        "settings": {
+            "bacs_debit_payments": {"display_name": None, "service_user_number": None},
+            "branding": {"icon": None, "logo": None, "primary_color": None, "secondary_color": None},
+            "card_issuing": {"tos_acceptance": {"date": None, "ip": None}},
+            "card_payments": {"decline_on": {"avs_failure": False, "cvc_failure": False},
+                              "statement_descriptor_prefix": None,
+                              "statement_descriptor_prefix_kana": None,
+                              "statement_descriptor_prefix_kanji": None},
+            "dashboard": {"display_name": None, "timezone": "Etc/UTC"},
+            "invoices": {"default_account_tax_ids": None, "hosted_payment_method_save": None},
+            "payments": {"statement_descriptor": None, "statement_descriptor_kana": None,
+                         "statement_descriptor_kanji": None,
+                         "statement_descriptor_prefix_kana": None,
+                         "statement_descriptor_prefix_kanji": None},
+            "payouts": {"debit_negative_balances": True,
+                        "schedule": {"delay_days": 2, "interval": "daily"},
+                        "statement_descriptor": None},
+            "sepa_debit_payments": {}},
+        "tos_acceptance": {"date": None, "ip": None, "user_agent": None},
+        "type": "express" if express else (params.get("type") or "none"),
+    }
+
+
+def bank_account(*, account_id: str, currency: str, country: str) -> dict:
+    return {"id": new_id("ba_"), "object": "bank_account", "account": account_id,
+            "account_holder_name": None, "account_holder_type": None, "account_type": None,
+            "available_payout_methods": ["standard"], "bank_name": "STRIPE TEST BANK",
+            "country": country, "currency": currency, "customer": None, "default_for_currency": True,
+            "fingerprint": "sandboxBankFp01", "last4": "6789", "metadata": {},
+            "routing_number": "110000000", "status": "new"}
+
+
+def account_link(*, created: int, expires_at: int, url: str) -> dict:
+    return {"object": "account_link", "created": created, "expires_at": expires_at, "url": url}
+
+
+def transfer(*, created: int, params: dict, source_type: str) -> dict:
+    transfer_id = new_id("tr_")
+    return {
+        "id": transfer_id,
+        "object": "transfer",
+        "amount": params["amount"],
+        "amount_reversed": 0,
+        "balance_transaction": new_id("txn_"),
+        "created": created,
+        "currency": params["currency"].lower(),
+        "description": params.get("description"),
+        "destination": params["destination"],
+        "destination_payment": new_id("py_"),
+        "livemode": False,
+        "metadata": dict(params.get("metadata") or {}),
+        "reversals": {"object": "list", "data": [], "has_more": False, "total_count": 0,
+                      "url": f"/v1/transfers/{transfer_id}/reversals"},
+        "reversed": False,
+        "source_transaction": params.get("source_transaction"),
+        "source_type": source_type,
+        "transfer_group": params.get("transfer_group"),
+    }
+
+
+def transfer_reversal(*, created: int, transfer: dict, amount: int, metadata: dict) -> dict:
+    return {
+        "id": new_id("trr_"),
+        "object": "transfer_reversal",
+        "amount": amount,
+        "balance_transaction": new_id("txn_"),
+        "created": created,
+        "currency": transfer["currency"],
+        "destination_payment_refund": new_id("pyr_"),
+        "metadata": dict(metadata),
+        "source_refund": None,
+        "transfer": transfer["id"],
+    }
+
+
+def payout(*, created: int, amount: int, currency: str, destination: str | None) -> dict:
+    return {
+        "id": new_id("po_"),
+        "object": "payout",
+        "amount": amount,
+        "application_fee": None,
+        "application_fee_amount": None,
+        "arrival_date": created + 2 * 24 * 3600,
+        "automatic": True,
+        "balance_transaction": new_id("txn_"),
+        "created": created,
+        "currency": currency,
+        "description": "STRIPE PAYOUT",
+        "destination": destination,
+        "failure_balance_transaction": None,
+        "failure_code": None,
+        "failure_message": None,
+        "livemode": False,
+        "metadata": {},
+        "method": "standard",
+        "original_payout": None,
+        "payout_method": None,
+        "reconciliation_status": "not_applicable",
+        "reversed_by": None,
+        "source_type": "card",
+        "statement_descriptor": None,
+        "status": "in_transit",
+        "trace_id": {"status": "pending", "value": None},
+        "type": "bank_account",
+    }
+
+
+def balance(available: dict[str, int], pending: dict[str, int]) -> dict:
+    currencies = sorted(set(available) | set(pending)) or ["usd"]
+    return {
+        "object": "balance",
+        "available": [{"amount": available.get(c, 0), "currency": c, "source_types": {"card": available.get(c, 0)}}
+                      for c in currencies],
+        "connect_reserved": [{"amount": 0, "currency": c} for c in currencies],
+        "livemode": False,
+        "pending": [{"amount": pending.get(c, 0), "currency": c, "source_types": {"card": pending.get(c, 0)}}
+                    for c in currencies],
+    }
+
+
+def application(*, application_id: str, name: str) -> dict:
+    return {"id": application_id, "object": "application", "name": name}

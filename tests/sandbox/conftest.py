@@ -11,6 +11,7 @@ from stripe_sandbox.process import SandboxProcess
 from stripe_sandbox.receiver import WebhookReceiver
 
 WEBHOOK_SECRET = "whsec_sandbox_suite_secret"
+CONNECT_WEBHOOK_SECRET = "whsec_sandbox_suite_connect_secret"
 
 
 @pytest.fixture(scope="session")
@@ -20,8 +21,16 @@ def receiver():
 
 
 @pytest.fixture(scope="session")
-def sandbox(receiver):
+def connect_receiver():
+    """The platform's Connect endpoint: events of connected accounts arrive here."""
+    with WebhookReceiver(path="/connect-webhook") as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def sandbox(receiver, connect_receiver):
     with SandboxProcess(webhook_url=receiver.url, webhook_secret=WEBHOOK_SECRET,
+                        connect_webhook_url=connect_receiver.url, connect_webhook_secret=CONNECT_WEBHOOK_SECRET,
                         retry_base=0.05, max_attempts=4, retry_max_delay=1.0) as running:
         yield running
 
@@ -32,11 +41,11 @@ def _clean_sandbox(request):
         yield
         return
     sandbox = request.getfixturevalue("sandbox")
-    receiver = request.getfixturevalue("receiver")
     sandbox.reset()
     _wait_until_nothing_in_flight(sandbox)
-    receiver.succeed()
-    receiver.clear()
+    for receiver in (request.getfixturevalue("receiver"), request.getfixturevalue("connect_receiver")):
+        receiver.succeed()
+        receiver.clear()
     yield
 
 
