@@ -156,11 +156,10 @@ def chaos_stack(transactional_db):
         "TASK_RETRY_BASE_SECONDS": "0.2",
         "TASK_MAX_RETRIES": "8",
         # Short dependency timeouts, so the blackhole phase answers within the test's patience
-        # (each still below its caller's limit: Stripe 2 x 7 s < the 15 s soft limit; the
-        # sandbox's event list, with thousands of events on two busy cores, takes seconds).
+        # (each still below its caller's limit: Stripe 2 x 5 s + 1 < the 15 s soft limit).
         "REDIS_TIMEOUT_SECONDS": "1",
         "DATABASE_CONNECT_TIMEOUT": "2",
-        "STRIPE_TIMEOUT_SECONDS": "7",
+        "STRIPE_TIMEOUT_SECONDS": "5",
         # Mentees here hold many unpaid or not yet confirmed checkouts at once; the per-mentee
         # limit is tested in tests/api, not what this run is about.
         "MAX_OPEN_HOLDS": "1000000",
