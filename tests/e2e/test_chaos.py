@@ -447,17 +447,19 @@ def stack_reconcile(stack) -> dict:
 
 def _reconcile_errors(stack) -> str:
     """What the workers logged about a reconcile run's errors, to say why one did not get further."""
-    logs = "\n".join(worker.log() for worker in stack.workers)
-    return "\n".join(line for line in logs.splitlines()
-                     if "reconcile:" in line or "holds:" in line or "Error" in line)[-6000:]
+    said = []
+    for worker in stack.workers:
+        lines = worker.log().splitlines()
+        for number, line in enumerate(lines):
+            if ("reconcile:" in line or "holds:" in line) and "had not reached us" not in line:
+                said += lines[number:number + (25 if " ERROR " in line else 1)]  # with its traceback
+    return "\n".join(said)[-6000:]
 
 
 def stack_reconcile_until_caught_up(stack) -> list[dict]:
     runs = [stack_reconcile(stack)]
     while not runs[-1]["caught_up"]:
-        said = [line for worker in stack.workers for line in worker.log().splitlines()
-                if "reconcile:" in line and "had not reached us" not in line]
-        assert len(runs) < 60 and not runs[-1]["errors"], (runs, said[-20:])
+        assert len(runs) < 60 and not runs[-1]["errors"], (runs, _reconcile_errors(stack))
         runs.append(stack_reconcile(stack))
         assert runs[-1]["events_ingested"] or runs[-1]["caught_up"], (runs, _reconcile_errors(stack))  # every run gets further
     return runs
