@@ -5,9 +5,8 @@ WORKDIR /app
 COPY requirements.txt .
 RUN python -m venv /app/.venv && /app/.venv/bin/pip install --no-cache-dir -r requirements.txt
 COPY . .
-# collectstatic needs settings, settings need a real key and webhook secret: throwaway ones, never in the image.
+# collectstatic needs settings, settings need a real key: a throwaway one, never in the image.
 RUN DJANGO_SECRET_KEY="$(/app/.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(64))')" \
-    STRIPE_WEBHOOK_SECRET="whsec_$(/app/.venv/bin/python -c 'import secrets; print(secrets.token_hex(32))')" \
     /app/.venv/bin/python manage.py collectstatic --noinput --verbosity 0
 ENV PATH="/app/.venv/bin:$PATH"
 EXPOSE 8002

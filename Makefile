@@ -12,7 +12,7 @@ export SANDBOX_PORT ?= 12111
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install install-dev deps var-dirs dotenv-notice run test lint chaos bench migrate seed clean screenshots
+.PHONY: install install-dev deps var-dirs dotenv-notice run test lint chaos bench migrate seed clean
 
 $(INSTALLED): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
@@ -59,55 +59,28 @@ dotenv-notice:
 	  if grep -qE '^STRIPE_SECRET_KEY=.*replace_me' .env; then echo "make: .env's STRIPE_SECRET_KEY is a placeholder: make run uses the offline sandbox instead"; fi; \
 	fi
 
-# The local stack's environment (bin/dev-env): with no STRIPE_SECRET_KEY, the offline sandbox's.
-WITH_DEV_ENV = . bin/dev-env && $(WITH_SECRET_KEY)
-
 migrate: install $(DEV_SECRET_KEY_FILE) var-dirs dotenv-notice
-	$(WITH_DEV_ENV) $(PY) manage.py migrate --noinput
+	$(WITH_SECRET_KEY) $(PY) manage.py migrate --noinput
 
-# Demo accounts with a published password: seed_demo fills only the embedded SQLite database
-# (no DATABASE_URL); any other one it leaves alone unless told `seed_demo --force`.
 seed: migrate
-	$(WITH_DEV_ENV) $(PY) manage.py seed_demo
+	$(WITH_SECRET_KEY) $(PY) manage.py seed_demo
 
 # API (gunicorn on :$(API_PORT)), worker, beat, and the Stripe sandbox unless a real key is set.
 run: seed
-	$(WITH_DEV_ENV) $(PY) manage.py collectstatic --noinput --verbosity 0
+	$(WITH_SECRET_KEY) $(PY) manage.py collectstatic --noinput --verbosity 0
 	$(WITH_SECRET_KEY) bin/dev-stack
-
-# The suite's Stripe is the offline sandbox: each test points STRIPE_API_BASE at a sandbox of
-# its own; nothing listens at this default, so no test ever reaches api.stripe.com, and the
-# settings accept the suite's short webhook secrets (stack processes the tests start inherit it).
-SUITE_STRIPE_API_BASE := http://127.0.0.1:9
 
 # The whole suite on PostgreSQL and Redis (tests/conftest.py names the URL that is down),
 # with a fresh secret key per run (the stack processes the tests start inherit it).
-# TEST_WORKERS pytest-xdist workers, each with its own test database (test_<name>_gwN) and
-# Redis db (the broker URL's db + N, tests/xdist_worker.py); loadgroup keeps the tests that
-# share a module's stack (xdist_group) on one worker and spreads the rest one by one.
-TEST_WORKERS ?= 2
 test: install-dev
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
 	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-$$($(NEW_SECRET_KEY))} \
-	STRIPE_API_BASE=$${STRIPE_API_BASE:-$(SUITE_STRIPE_API_BASE)} \
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
-
-# The README's pictures (docs/screenshots/*.png), taken in Chromium by the browser tests that
-# render those pages (the mentor's side, the screens), writing into the docs instead of a
-# temporary directory; run it again after changing a page.
-screenshots: install-dev
-	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
-	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
-	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-$$($(NEW_SECRET_KEY))} \
-	STRIPE_API_BASE=$${STRIPE_API_BASE:-$(SUITE_STRIPE_API_BASE)} \
-	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots \
-	$(PY) -m pytest tests/web/test_screenshots.py tests/web/test_screens.py -q \
-	  -k "screenshots_of_the_new_pages or slot_picker or fails_later or admin_refund or phone" $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The architecture's contracts (.importlinter: imports run one way) and ruff. CI runs both.
 lint: install-dev
-	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check .
 
 # The long chaos run (not part of `make test`): CHAOS_BOOKINGS (default 1000) bookings through
@@ -118,7 +91,6 @@ chaos: install-dev
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
 	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-$$($(NEW_SECRET_KEY))} \
-	STRIPE_API_BASE=$${STRIPE_API_BASE:-$(SUITE_STRIPE_API_BASE)} \
 	CHAOS_BOOKINGS=$(CHAOS_BOOKINGS) \
 	$(PY) -m pytest tests/e2e/test_chaos.py -m chaos_long -s -p no:logging $(PYTEST_ARGS)
 

@@ -8,5 +8,4 @@ class BackendConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from backend import checks  # noqa: F401  (registers the deploy checks)
         from backend.observability import celery  # noqa: F401  (connects the Celery signal handlers)

@@ -2,21 +2,14 @@
 
 
 class ApplicationError(Exception):
-    """Base of every error a service raises on purpose. `field` names the input at fault.
-
-    `message` is for API clients and logs (it names the field); `user_message`, when given,
-    is what our pages show a person instead, in their words ("Pick a time at least 2 hours
-    from now" rather than "scheduled_at must be at least 120 minutes from now").
-    """
+    """Base of every error a service raises on purpose. `field` names the input at fault."""
 
     code = "error"
 
-    def __init__(self, message: str, *, field: str | None = None, code: str | None = None,
-                 user_message: str | None = None):
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None):
         super().__init__(message)
         self.message = message
         self.field = field
-        self.user_message = user_message or message
         if code:
             self.code = code
 
@@ -68,16 +61,6 @@ class PrerequisiteMissing(ApplicationError):
     code = "prerequisite_missing"
 
 
-class PaymentWithoutSession(PrerequisiteMissing):
-    """No session is paid by this PaymentIntent (yet): its completion is still on its way,
-    or the payment is another integration's. Deciding which takes a Stripe call, made by
-    the caller once it holds no lock."""
-
-    def __init__(self, payment_intent: str):
-        super().__init__(f"no session for payment {payment_intent} yet")
-        self.payment_intent = payment_intent
-
-
 class PaymentMismatch(ApplicationError):
     """Stripe's amount, currency or ids disagree with our Checkout: never book it."""
 
@@ -107,7 +90,5 @@ class RateLimited(ApplicationError):
     code = "rate_limited"
 
     def __init__(self, message: str, *, retry_after: int, field: str | None = None):
+        super().__init__(message, field=field)
         self.retry_after = max(int(retry_after), 1)
-        wait = f"{-(-self.retry_after // 60)} minutes" if self.retry_after > 90 else f"{self.retry_after} seconds"
-        super().__init__(message, field=field,
-                         user_message=f"Too many requests; try again in {wait}.")

@@ -97,8 +97,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "corsheaders",
     "ninja_jwt",
-    # Refresh tokens are recorded and can be revoked: rotation and POST /api/auth/logout.
-    "ninja_jwt.token_blacklist",
     "django_celery_beat",
     # Listed so /api/docs renders ninja's own Swagger UI files (no CDN, works offline).
     "ninja",
@@ -121,9 +119,6 @@ MIDDLEWARE = [
 ROOT_URLCONF = "backend.urls"
 WSGI_APPLICATION = "backend.wsgi.application"
 AUTH_USER_MODEL = "backend.User"
-# One backend for every way in (API, pages, admin): it counts failed logins per account and
-# client address (LOGIN_RATE_LIMIT) and refuses them all past the limit.
-AUTHENTICATION_BACKENDS = ["backend.services.auth.LoginRateLimitedBackend"]
 
 TEMPLATES = [
     {
@@ -212,80 +207,19 @@ NINJA_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=30)),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=7)),
     "SIGNING_KEY": JWT_SIGNING_KEY,
-    # Each refresh hands out a new refresh token and revokes the one used (token_blacklist).
-    "ROTATE_REFRESH_TOKENS": True,
-    "BLACKLIST_AFTER_ROTATION": True,
 }
-# Where Checkout sends the mentee back and emails link to. Unset: this backend's own pages
-# (/sessions, /mentors/{id}) at the address the mentee booked on (the request's origin,
-# through a TRUSTED_PROXY as the browser saw it); an external frontend (the :3002 app) sets
-# it, and CORS follows.
-FRONTEND_URL = env("FRONTEND_URL", default="").rstrip("/")
-CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[FRONTEND_URL] if FRONTEND_URL else [])
+# Where Checkout sends the mentee back: by default this backend's own pages (/sessions,
+# /mentors/{id}); an external frontend (the :3002 app) sets it, and CORS follows.
+FRONTEND_URL = env("FRONTEND_URL", default=f"http://127.0.0.1:{env.int('API_PORT', default=8002)}").rstrip("/")
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[FRONTEND_URL])
 
 # --- Stripe -------------------------------------------------------------------
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
 STRIPE_PUBLISHABLE_KEY = env("STRIPE_PUBLISHABLE_KEY", default="")
 # Comma-separated: during a secret rotation both the old and the new one verify.
 STRIPE_WEBHOOK_SECRETS = env.list("STRIPE_WEBHOOK_SECRET", default=[])
-# The Connect endpoint's own secrets (payouts), the same way; empty: Connect not configured.
-STRIPE_CONNECT_WEBHOOK_SECRETS = env.list("STRIPE_CONNECT_WEBHOOK_SECRET", default=[])
 # Unset: real Stripe. Set: the offline sandbox (stripe_sandbox/).
 STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
-# The Connect endpoint's own signing secret(s) (events of the mentors' connected accounts),
-# comma-separated during a rotation like the platform's.
-STRIPE_CONNECT_WEBHOOK_SECRETS = env.list("STRIPE_CONNECT_WEBHOOK_SECRET", default=[])
-
-# --- Payouts to mentors (Stripe Connect, separate charges and transfers) --------
-# The platform's fee, a whole percent of what the mentee paid (less refunds); the mentor gets
-# the rest. One rounding rule (services/payouts.py, mentor_share): fee = floor(amount x % / 100).
-PLATFORM_FEE_PERCENT = env.int("PLATFORM_FEE_PERCENT", default=15)
-if not 0 <= PLATFORM_FEE_PERCENT <= 100:
-    raise ImproperlyConfigured(f"PLATFORM_FEE_PERCENT must be between 0 and 100, not {PLATFORM_FEE_PERCENT}")
-# A session is payable this long after it ends (complaints, early disputes). Fractions allowed;
-# a negative value pays that long before the end (demos and tests use it to let time pass).
-PAYOUT_DELAY_HOURS = env.float("PAYOUT_DELAY_HOURS", default=48.0)
-
-# The webhook secret is what makes a "checkout.session.completed" ours and not anyone's: a
-# known one (the documented placeholder) lets whoever read the repository sign a payment
-# for their own Checkout. Outside DEBUG and the offline sandbox (STRIPE_API_BASE) the
-# process refuses to start with one that is missing, a placeholder or short; real Stripe's
-# test mode is not exempt (it books real sessions too). `check --deploy` reports it always.
-MIN_WEBHOOK_SECRET_LENGTH = 32  # characters after "whsec_"; Stripe's own have 32 or more
-WEBHOOK_SECRET_PLACEHOLDERS = ("replace", "change", "example", "placeholder", "dummy", "your_", "secret_here")
-
-
-def webhook_secret_problem(secrets_given: list[str], *, required: bool) -> str | None:
-    """What is wrong with a list of webhook signing secrets (None: nothing). Never shows a secret."""
-    if not secrets_given:
-        return "is not set" if required else None
-    for position, secret in enumerate(secrets_given, start=1):
-        which = f" (secret {position} of {len(secrets_given)})" if len(secrets_given) > 1 else ""
-        body = secret.removeprefix("whsec_")
-        problem = (
-            "does not start with whsec_ (Stripe's signing secrets do)" if not secret.startswith("whsec_")
-            else "is a known placeholder" if any(marker in secret.lower() for marker in WEBHOOK_SECRET_PLACEHOLDERS)
-            else f"is shorter than {MIN_WEBHOOK_SECRET_LENGTH} characters after whsec_"
-            if len(body) < MIN_WEBHOOK_SECRET_LENGTH
-            else "has fewer than 5 distinct characters" if len(set(body)) < 5
-            else None
-        )
-        if problem:
-            return f"{problem}{which}"
-    return None
-
-
-WEBHOOK_SECRET_ADVICE = ("set it to the endpoint's signing secret from Stripe (Dashboard > Developers > Webhooks, "
-                         "or what `stripe listen` prints)")
-if not DEBUG and not STRIPE_API_BASE:
-    for _name, _secrets, _required in (("STRIPE_WEBHOOK_SECRET", STRIPE_WEBHOOK_SECRETS, True),
-                                        ("STRIPE_CONNECT_WEBHOOK_SECRET", STRIPE_CONNECT_WEBHOOK_SECRETS, False)):
-        _problem = webhook_secret_problem(_secrets, required=_required)
-        if _problem:
-            raise ImproperlyConfigured(
-                f"{_name} {_problem}: it is what proves an event (a payment) comes from Stripe; "
-                f"{WEBHOOK_SECRET_ADVICE} (only DJANGO_DEBUG=true or the offline sandbox, STRIPE_API_BASE, "
-                "run without a real one)")
 
 # --- Celery -------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=env("REDIS_URL", default="filesystem://"))
@@ -338,8 +272,7 @@ CELERY_CONTROL_EXCHANGE = env("CELERY_CONTROL_EXCHANGE", default="celery")
 NOTIFICATIONS_QUEUE = ("notifications" if CELERY_TASK_DEFAULT_QUEUE == "celery"
                        else f"{CELERY_TASK_DEFAULT_QUEUE}.notifications")
 CELERY_TASK_QUEUES = {CELERY_TASK_DEFAULT_QUEUE: {}, NOTIFICATIONS_QUEUE: {}}
-CELERY_TASK_ROUTES = {"send_session_notification": {"queue": NOTIFICATIONS_QUEUE},
-                      "send_payout_notification": {"queue": NOTIFICATIONS_QUEUE}}
+CELERY_TASK_ROUTES = {"send_session_notification": {"queue": NOTIFICATIONS_QUEUE}}
 
 # --- Cache (rate limits) -----------------------------------------------------
 # Shared by every gunicorn worker: Redis when the broker is Redis (keys under a prefix,
@@ -365,11 +298,6 @@ LOGIN_RATE_LIMIT = env("LOGIN_RATE_LIMIT", default="10/m")
 REGISTER_RATE_LIMIT = env("REGISTER_RATE_LIMIT", default="10/h")
 CHECKOUT_RATE_LIMIT = env("CHECKOUT_RATE_LIMIT", default="20/h")
 CANCEL_RATE_LIMIT = env("CANCEL_RATE_LIMIT", default="20/h")
-# Polls of a Checkout's state (GET /api/payments/checkout-sessions/{id}) per account.
-CHECKOUT_STATUS_RATE_LIMIT = env("CHECKOUT_STATUS_RATE_LIMIT", default="30/m")
-# Emailed links (password reset, email verification) per address and per recipient.
-EMAIL_LINK_RATE_LIMIT = env("EMAIL_LINK_RATE_LIMIT", default="5/h")
-RESCHEDULE_RATE_LIMIT = env("RESCHEDULE_RATE_LIMIT", default="20/h")
 # false: every limit off, for load tests and benchmarks that run from one address.
 RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
 RATELIMIT_FAIL_OPEN = True  # django-ratelimit: a cache that cannot count refuses nobody
@@ -382,13 +310,6 @@ EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="MyRoadmap <no-reply@myroadmap.local>")
-# SMTP gives up after this (Django's own default is to wait forever); password reset and
-# email verification links are sent from the request.
-EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
-# Alerts to the admins (mail_admins, crash reports) come from the same branded sender, and
-# their subjects start with this instead of Django's "[Django] ".
-SERVER_EMAIL = env("SERVER_EMAIL", default="") or DEFAULT_FROM_EMAIL
-EMAIL_SUBJECT_PREFIX = (env("EMAIL_SUBJECT_PREFIX", default="[MyRoadmap]").strip() + " ").lstrip()
 ADMINS = [("Admin", a) for a in env.list("ADMIN_EMAILS", default=["admin@myroadmap.local"])]
 
 # --- Booking policy -----------------------------------------------------------
@@ -400,38 +321,9 @@ CHECKOUT_HOLD_MINUTES = env.int("CHECKOUT_HOLD_MINUTES", default=30)
 BOOKING_MIN_LEAD_MINUTES = env.int("BOOKING_MIN_LEAD_MINUTES", default=120)
 REFUND_CUTOFF_HOURS = env.int("REFUND_CUTOFF_HOURS", default=24)
 
-
-def _cancellation_policy(text: str) -> list[dict[str, int]]:
-    """ "24:100,2:50" -> tiers, most notice first: cancelled by the mentee at least 24 hours
-    before the start refunds 100 %, at least 2 hours 50 %, later nothing."""
-    tiers = []
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        hours, _, percent = part.partition(":")
-        try:
-            tier = {"min_hours_before": int(hours), "refund_percent": int(percent)}
-        except ValueError:
-            tier = None
-        if tier is None or tier["min_hours_before"] < 0 or not 0 <= tier["refund_percent"] <= 100:
-            raise ImproperlyConfigured(f"CANCELLATION_POLICY: {part!r} is not hours:percent (e.g. 24:100,2:50)")
-        tiers.append(tier)
-    return sorted(tiers, key=lambda t: -t["min_hours_before"])
-
-
-# The mentee's refund by notice, copied onto each session when it is paid (mentors always
-# refund in full). Default: in full up to REFUND_CUTOFF_HOURS before, nothing later.
-CANCELLATION_POLICY = _cancellation_policy(env("CANCELLATION_POLICY", default=f"{REFUND_CUTOFF_HOURS}:100"))
-# A mentee may move a paid session until this long before it starts, this many times; a
-# mentor may always move it (and the mentee may then cancel with a full refund).
-RESCHEDULE_NOTICE_HOURS = env.int("RESCHEDULE_NOTICE_HOURS", default=24)
-MAX_RESCHEDULES = env.int("MAX_RESCHEDULES", default=2)
-
 # --- Browser pages, holds and availability ---------------------------------------
 # Open Checkouts (slot holds) one mentee may have at once.
 MAX_OPEN_HOLDS = env.int("MAX_OPEN_HOLDS", default=3)
-# ... and one client address (an IPv6 /64) across all its accounts: accounts are free.
-MAX_OPEN_HOLDS_PER_ADDRESS = env.int("MAX_OPEN_HOLDS_PER_ADDRESS", default=10)
-# true: a mentee's first booking needs their email verified (a link is mailed to them).
-REQUIRE_EMAIL_VERIFICATION = env.bool("REQUIRE_EMAIL_VERIFICATION", default=False)
 LOGIN_URL = "/login"
 LOGIN_REDIRECT_URL = "/sessions"
 LOGOUT_REDIRECT_URL = "/mentors"
@@ -441,21 +333,14 @@ LOGOUT_REDIRECT_URL = "/mentors"
 LOG_FORMAT = env("LOG_FORMAT", default="plain")
 LOGGING = logging_config(log_format="json" if LOG_FORMAT == "json" else "plain", level=env("LOG_LEVEL", default="INFO"))
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # worker and beat log through LOGGING above
-# What a worker prints stays as printed: the console email backend's messages would
-# otherwise become log records (a timestamp before the first header, the ids after the
-# body, MIME boundaries masked as card numbers) and could not be saved as .eml files.
-CELERY_WORKER_REDIRECT_STDOUTS = False
 # Celery's Django fixup closes every database connection before and after each task unless
 # told to reuse them: a new PostgreSQL connection (and server backend) per task, about a
 # fifth of a booking's worker CPU. Workers keep them like gunicorn does: CONN_MAX_AGE and
 # the health check decide, before each task (worker.py); the fixup's own forced close comes
 # only every this many tasks.
 CELERY_DB_REUSE_MAX = 1000
-# Bearer token /metrics and /api/health/ready's details require; empty: open (check --deploy warns).
+# Bearer token /metrics requires; empty: open (set it in production).
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
-# /api/health/ready's verdict is computed by one request at a time and reused this long
-# (a worker ping waits up to HEALTH_WORKER_PING_TIMEOUT); 0: every request computes it.
-HEALTH_READY_CACHE_SECONDS = env.float("HEALTH_READY_CACHE_SECONDS", default=5.0)
 # /api/health/ready thresholds: 503 when one is over.
 HEALTH_WORKER_PING_TIMEOUT = env.float("HEALTH_WORKER_PING_TIMEOUT", default=1.0)
 HEALTH_MAX_BEAT_AGE_SECONDS = env.int("HEALTH_MAX_BEAT_AGE_SECONDS", default=300)
@@ -466,5 +351,3 @@ HEALTH_MAX_FAILED_REFUNDS = env.int("HEALTH_MAX_FAILED_REFUNDS", default=10)
 WEBHOOK_SILENCE_ALERT_MINUTES = env.int("WEBHOOK_SILENCE_ALERT_MINUTES", default=60)
 # Processed and ignored webhook events older than this are pruned daily; failed ones are kept.
 WEBHOOK_EVENT_RETENTION_DAYS = env.int("WEBHOOK_EVENT_RETENTION_DAYS", default=90)
-# Flower's user:password (docker compose, `--profile tools`); read here only for check --deploy.
-FLOWER_BASIC_AUTH = env("FLOWER_BASIC_AUTH", default="")

@@ -58,17 +58,11 @@ def _domain_error(exc: stripe.StripeError) -> Exception:
     logger.warning("stripe call failed: %s (status=%s, code=%s, request=%s)", exc.__class__.__name__,
                    exc.http_status, getattr(exc, "code", None), exc.request_id)
     if retryable:
-        return PaymentProviderUnavailable("Stripe is unavailable at the moment; try again shortly",
-                                          user_message="Payments are unavailable for a moment; try again in a minute.")
+        return PaymentProviderUnavailable("Stripe is unavailable at the moment; try again shortly")
     if isinstance(exc, (stripe.AuthenticationError, stripe.PermissionError)):
         return PaymentProviderError("Stripe refused our credentials; an administrator has to fix the configuration",
-                                    code="stripe_credentials_refused",
-                                    user_message="Payments are not working at the moment; we have been told.")
-    # Stripe's error code (charge_disputed, amount_too_large, ...) is ours to show: admins
-    # read it on a failed refund, clients get it as the error's code.
-    code = getattr(exc, "code", None) or None
-    return PaymentProviderError(f"Stripe refused the request ({code})" if code else "Stripe refused the request",
-                                code=code, user_message="Our payment provider refused this request.")
+                                    code="stripe_credentials_refused")
+    return PaymentProviderError("Stripe refused the request", code=getattr(exc, "code", None) or None)
 
 
 def checkout_session_create(
@@ -113,15 +107,10 @@ def checkout_session_create(
     return session.to_dict()
 
 
-def checkout_session_retrieve(checkout_session_id: str) -> dict | None:
-    """The session as Stripe's plain JSON, the same shape a webhook's data.object has;
-    None when Stripe has no such session (`resource_missing`)."""
+def checkout_session_retrieve(checkout_session_id: str) -> dict:
+    """The session as Stripe's plain JSON, the same shape a webhook's data.object has."""
     try:
         return _client().v1.checkout.sessions.retrieve(checkout_session_id).to_dict()
-    except stripe.InvalidRequestError as exc:
-        if exc.code == "resource_missing":
-            return None
-        raise _domain_error(exc) from exc
     except stripe.StripeError as exc:
         raise _domain_error(exc) from exc
 
@@ -143,11 +132,9 @@ def refund_create(*, idempotency_key: str, payment_intent: str, amount: int, met
     return refund.to_dict()
 
 
-def events_list(*, types: list[str], created_gte: int, created_lt: int | None = None,
-                delivery_success: bool | None = None, limit: int = 100):
-    """Every event of `types` created in [created_gte, created_lt), newest first, as plain dicts."""
-    created = {"gte": created_gte} if created_lt is None else {"gte": created_gte, "lt": created_lt}
-    params = {"types": types, "created": created, "limit": limit}
+def events_list(*, types: list[str], created_gte: int, delivery_success: bool | None = None, limit: int = 100):
+    """Every event of `types` created since `created_gte`, newest first, as plain dicts."""
+    params = {"types": types, "created": {"gte": created_gte}, "limit": limit}
     if delivery_success is not None:
         params["delivery_success"] = delivery_success
     try:
@@ -156,26 +143,6 @@ def events_list(*, types: list[str], created_gte: int, created_lt: int | None = 
             yield event.to_dict()
     except stripe.StripeError as exc:
         raise _domain_error(exc) from exc
-
-
-def events_page(*, types: list[str], limit: int = 100, created: dict[str, int] | None = None,
-                ending_before: str | None = None, starting_after: str | None = None) -> tuple[list[dict], bool]:
-    """One page of Stripe's event list, as Stripe pages it: newest first, `limit` events;
-    with `ending_before` the `limit` events just newer than that event (so a reader walks
-    forward in time page by page), with `starting_after` those just older. `created` filters
-    by Stripe's operators (gte, gt, lte, lt). Returns (events, has_more)."""
-    params: dict = {"types": types, "limit": limit}
-    if created:
-        params["created"] = created
-    if ending_before:
-        params["ending_before"] = ending_before
-    if starting_after:
-        params["starting_after"] = starting_after
-    try:
-        page = _client().v1.events.list(params=params)
-    except stripe.StripeError as exc:
-        raise _domain_error(exc) from exc
-    return [event.to_dict() for event in page.data], bool(page.has_more)
 
 
 def _listed(resource, params: dict):
@@ -194,16 +161,6 @@ def checkout_sessions_list(*, created_gte: int):
 def charges_list(*, created_gte: int):
     """Every Charge created since `created_gte` (amount_refunded is the refunded total)."""
     return _listed(_client().v1.charges, {"created": {"gte": created_gte}, "limit": 100})
-
-
-def disputes_list(*, created_gte: int | None = None, payment_intent: str | None = None):
-    """Disputes created since `created_gte`, or every dispute of one PaymentIntent."""
-    params: dict = {"limit": 100}
-    if created_gte is not None:
-        params["created"] = {"gte": created_gte}
-    if payment_intent:
-        params["payment_intent"] = payment_intent
-    return _listed(_client().v1.disputes, params)
 
 
 def refunds_list(*, created_gte: int | None = None, payment_intent: str | None = None):
@@ -236,114 +193,13 @@ def event_retrieve(event_id: str) -> dict:
         raise _domain_error(exc) from exc
 
 
-# ---- Connect: the mentors' connected accounts, transfers to them, reversals ------------
-
-
-def account_create(*, idempotency_key: str, email: str, metadata: dict[str, str]) -> dict:
-    """A connected account that behaves like Express (Stripe hosts onboarding and the
-    mentor's dashboard; the platform pays fees and carries losses) able to receive transfers."""
-    params = {
-        "controller": {"stripe_dashboard": {"type": "express"}, "fees": {"payer": "application"},
-                       "losses": {"payments": "application"}},
-        "capabilities": {"transfers": {"requested": True}},
-        "email": email,
-        "metadata": metadata,
-    }
-    try:
-        return _client().v1.accounts.create(params=params, options={"idempotency_key": idempotency_key}).to_dict()
-    except stripe.StripeError as exc:
-        raise _domain_error(exc) from exc
-
-
-def account_retrieve(account_id: str) -> dict | None:
-    """The connected account as Stripe has it now; None when Stripe has no such account."""
-    try:
-        return _client().v1.accounts.retrieve(account_id).to_dict()
-    except stripe.InvalidRequestError as exc:
-        if exc.code == "resource_missing":
-            return None
-        raise _domain_error(exc) from exc
-    except stripe.StripeError as exc:
-        raise _domain_error(exc) from exc
-
-
-def accounts_list(*, created_gte: int):
-    """Every connected account created since `created_gte`, as plain dicts."""
-    return _listed(_client().v1.accounts, {"created": {"gte": created_gte}, "limit": 100})
-
-
-def account_link_create(*, idempotency_key: str, account_id: str, refresh_url: str, return_url: str) -> dict:
-    """A single-use link to Stripe's hosted onboarding for the account (its `url` expires in minutes)."""
-    params = {"account": account_id, "type": "account_onboarding", "refresh_url": refresh_url,
-              "return_url": return_url}
-    try:
-        return _client().v1.account_links.create(params=params, options={"idempotency_key": idempotency_key}).to_dict()
-    except stripe.StripeError as exc:
-        raise _domain_error(exc) from exc
-
-
-def transfer_create(*, idempotency_key: str, amount: int, currency: str, destination: str, source_transaction: str,
-                    transfer_group: str, description: str, metadata: dict[str, str]) -> dict:
-    """Move `amount` minor units of a charge's funds to a connected account, as Stripe's JSON."""
-    params = {"amount": amount, "currency": currency, "destination": destination,
-              "source_transaction": source_transaction, "transfer_group": transfer_group,
-              "description": description, "metadata": metadata}
-    try:
-        return _client().v1.transfers.create(params=params, options={"idempotency_key": idempotency_key}).to_dict()
-    except stripe.StripeError as exc:
-        raise _domain_error(exc) from exc
-
-
-def transfer_retrieve(transfer_id: str) -> dict | None:
-    try:
-        return _client().v1.transfers.retrieve(transfer_id).to_dict()
-    except stripe.InvalidRequestError as exc:
-        if exc.code == "resource_missing":
-            return None
-        raise _domain_error(exc) from exc
-    except stripe.StripeError as exc:
-        raise _domain_error(exc) from exc
-
-
-def transfers_list(*, created_gte: int | None = None, transfer_group: str | None = None):
-    """Transfers created since `created_gte`, or those of one transfer group, as plain dicts."""
-    params: dict = {"limit": 100}
-    if created_gte is not None:
-        params["created"] = {"gte": created_gte}
-    if transfer_group:
-        params["transfer_group"] = transfer_group
-    return _listed(_client().v1.transfers, params)
-
-
-def transfer_reversal_create(*, idempotency_key: str, transfer_id: str, amount: int, metadata: dict[str, str]) -> dict:
-    """Take `amount` minor units of a transfer back from the connected account. Stripe refuses
-    with code `balance_insufficient` when the account's balance can't cover it."""
-    params = {"amount": amount, "metadata": metadata}
-    try:
-        return _client().v1.transfers.reversals.create(
-            transfer_id, params=params, options={"idempotency_key": idempotency_key}).to_dict()
-    except stripe.StripeError as exc:
-        raise _domain_error(exc) from exc
-
-
-def transfer_reversals_list(transfer_id: str):
-    """Every reversal of one transfer, as plain dicts."""
-    try:
-        for reversal in _client().v1.transfers.reversals.list(transfer_id, params={"limit": 100}).auto_paging_iter():
-            yield reversal.to_dict()
-    except stripe.StripeError as exc:
-        raise _domain_error(exc) from exc
-
-
-def webhook_payload_verify(payload: bytes, signature_header: str | None, *, endpoint: str = "platform") -> dict:
-    """The event in `payload` if its Stripe-Signature verifies against any of our secrets
-    for that endpoint: the platform's (STRIPE_WEBHOOK_SECRET) or the Connect one's
-    (STRIPE_CONNECT_WEBHOOK_SECRET, events of the mentors' connected accounts).
+def webhook_payload_verify(payload: bytes, signature_header: str | None) -> dict:
+    """The event in `payload` if its Stripe-Signature verifies against any of our secrets.
 
     Several secrets are accepted so a rotation never drops events; the 300 s tolerance
     refuses replays of old deliveries.
     """
-    secrets = settings.STRIPE_CONNECT_WEBHOOK_SECRETS if endpoint == "connect" else settings.STRIPE_WEBHOOK_SECRETS
+    secrets = settings.STRIPE_WEBHOOK_SECRETS
     if not secrets:
         raise WebhookPayloadInvalid("no webhook secret is configured")
     if not signature_header:
@@ -419,7 +275,4 @@ def configuration_warnings() -> list[str]:
                         "settle through the reconciler (stripe listen prints a whsec_ to use)")
     if not settings.STRIPE_PUBLISHABLE_KEY:
         warnings.append("STRIPE_PUBLISHABLE_KEY is not set: GET /api/payments/config returns an empty key")
-    if not settings.STRIPE_CONNECT_WEBHOOK_SECRETS:
-        warnings.append("STRIPE_CONNECT_WEBHOOK_SECRET is not set: every Connect webhook will be refused and "
-                        "mentors' account changes only reach us through payouts_run's account refresh")
     return warnings

@@ -31,10 +31,6 @@ BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/6")
 # Django refuses to start without a real secret key: the benchmarks' processes share one
 # made for this run. They send every request from 127.0.0.1, so the abuse limits are off.
 os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(64))
-# Their Stripe is the offline sandbox (a benchmark that calls Stripe starts one and points
-# STRIPE_API_BASE at it; nothing listens at this default), which is also what lets the
-# settings accept the benchmarks' short webhook secrets.
-os.environ.setdefault("STRIPE_API_BASE", "http://127.0.0.1:9")
 os.environ["RATE_LIMIT_ENABLED"] = "false"
 
 # SIGTERM (make interrupted, a CI timeout) unwinds like Ctrl-C, so `with` blocks stop our children.

@@ -28,14 +28,6 @@ def parse_config(argv: list[str] | None = None) -> SandboxConfig:
                              "enabled_events; * is every type [SANDBOX_WEBHOOK_EVENTS]")
     parser.add_argument("--webhook-secret", default=env("STRIPE_WEBHOOK_SECRET"),
                         help="whsec_... used to sign deliveries [STRIPE_WEBHOOK_SECRET]")
-    parser.add_argument("--connect-webhook-url", default=env("SANDBOX_CONNECT_WEBHOOK_URL"),
-                        help="where events of connected accounts (with `account`) are POSTed; none: "
-                             "stored, not sent [SANDBOX_CONNECT_WEBHOOK_URL]")
-    parser.add_argument("--connect-webhook-secret", default=env("STRIPE_CONNECT_WEBHOOK_SECRET"),
-                        help="whsec_... signing the Connect endpoint's deliveries [STRIPE_CONNECT_WEBHOOK_SECRET]")
-    parser.add_argument("--connect-webhook-events", default=env("SANDBOX_CONNECT_WEBHOOK_EVENTS", "*"),
-                        help="comma-separated event types sent to the Connect endpoint; * is every type "
-                             "[SANDBOX_CONNECT_WEBHOOK_EVENTS]")
     parser.add_argument("--public-url", default=env("SANDBOX_PUBLIC_URL"),
                         help="base URL browsers use to reach the sandbox [SANDBOX_PUBLIC_URL]")
     parser.add_argument("--api-key", default=env("SANDBOX_API_KEY"),
@@ -56,28 +48,18 @@ def parse_config(argv: list[str] | None = None) -> SandboxConfig:
     args = parser.parse_args(argv)
     if args.webhook_url and not args.webhook_secret:
         parser.error("--webhook-url needs --webhook-secret (or STRIPE_WEBHOOK_SECRET)")
-    if args.connect_webhook_url and not args.connect_webhook_secret:
-        parser.error("--connect-webhook-url needs --connect-webhook-secret (or STRIPE_CONNECT_WEBHOOK_SECRET)")
     return SandboxConfig(
         host=args.host, port=args.port, webhook_url=args.webhook_url,
-        webhook_events=_event_types(args.webhook_events),
-        connect_webhook_url=args.connect_webhook_url, connect_webhook_secret=args.connect_webhook_secret,
-        connect_webhook_events=_event_types(args.connect_webhook_events),
+        webhook_events=tuple(t.strip() for t in args.webhook_events.split(",") if t.strip()) or ("*",),
         webhook_secret=args.webhook_secret, public_url=args.public_url, api_key=args.api_key,
         state_file=args.state, retry_base=args.retry_base, retry_max_delay=args.retry_max_delay,
         max_attempts=args.max_attempts, webhook_timeout=args.webhook_timeout,
         bank_debit_delay=args.bank_debit_delay)
 
 
-def _event_types(listed: str) -> tuple[str, ...]:
-    return tuple(t.strip() for t in listed.split(",") if t.strip()) or ("*",)
-
-
 def main(argv: list[str] | None = None) -> None:
     config = parse_config(argv)
     webhooks = f"webhooks to {config.webhook_url}" if config.webhook_url else "no webhook URL"
-    if config.connect_webhook_url:
-        webhooks += f", Connect webhooks to {config.connect_webhook_url}"
     print(f"stripe_sandbox: Stripe API and hosted pages at {config.base_url}, {webhooks}",
           file=sys.stderr, flush=True)
     uvicorn.run(create_app(config), host=config.host, port=config.port, log_level="warning",

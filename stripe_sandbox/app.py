@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import contextvars
 import json
 import logging
 
@@ -15,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from . import control, listing, onboarding, page
-from .errors import StripeApiError, authentication_failed, idempotency_mismatch, resource_missing
+from . import control, listing, page
+from .errors import StripeApiError, authentication_failed, idempotency_mismatch
 from .events import current_request
 from .forms import decode_form
 from .ids import new_id
@@ -24,9 +23,6 @@ from .params import schema_for, validate
 from .sandbox import Sandbox, SandboxConfig
 
 logger = logging.getLogger("stripe_sandbox")
-
-# The request's Stripe-Account header: the connected account it acts as (None: the platform).
-stripe_account: contextvars.ContextVar[str | None] = contextvars.ContextVar("stripe_account", default=None)
 
 _NO_KEY_MESSAGE = (
     "You did not provide an API key. You need to provide your API key in the Authorization "
@@ -46,7 +42,7 @@ def create_app(config: SandboxConfig) -> Starlette:
         finally:
             sandbox.stop()
 
-    routes = api_routes(sandbox) + control.routes(sandbox) + page.routes(sandbox) + onboarding.routes(sandbox)
+    routes = api_routes(sandbox) + control.routes(sandbox) + page.routes(sandbox)
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.sandbox = sandbox
     return app
@@ -81,9 +77,6 @@ def api_routes(sandbox: Sandbox) -> list[Route]:
                             "subscription")(session, params)
 
     def event_filters(event, params):
-        # The platform lists its own events; with Stripe-Account, that connected account's.
-        if event.get("account") != stripe_account.get():
-            return False
         wanted = params.get("type")
         if wanted and not (event["type"] == wanted or (
                 wanted.endswith("*") and event["type"].startswith(wanted[:-1]))):
@@ -108,42 +101,6 @@ def api_routes(sandbox: Sandbox) -> list[Route]:
 
     def refund_create(path, params):
         return listing.expand(store, payments.refund_create(params), params.get("expand"))
-
-    connect = sandbox.connect
-
-    def account_create(path, params):
-        return listing.expand(store, connect.account_create(params), params.get("expand"))
-
-    def account_retrieve(path, params):
-        account = store.get(path["id"], "account")
-        return listing.expand(store, account, params.get("expand"))
-
-    def account_link_create(path, params):
-        return connect.account_link_create(params)
-
-    def transfer_create(path, params):
-        return listing.expand(store, connect.transfer_create(params), params.get("expand"))
-
-    def reversal_create(path, params):
-        return listing.expand(store, connect.reversal_create(path["id"], params), params.get("expand"))
-
-    def reversals_list(path, params):
-        return listing.page_of_sublist(connect.reversals_of(path["id"]), params,
-                                       f"/v1/transfers/{path['id']}/reversals", "transfer_reversal")
-
-    def reversal_retrieve(path, params):
-        reversal = store.get(path["reversal"], "transfer_reversal")
-        if reversal["transfer"] != path["id"]:
-            raise resource_missing("transfer_reversal", path["reversal"])
-        return listing.expand(store, reversal, params.get("expand"))
-
-    def balance_retrieve(path, params):
-        return connect.balance(stripe_account.get())
-
-    def payouts_of_account(item, params):
-        # A connected account's payouts with its Stripe-Account header; the platform makes none here.
-        return store.internal[item["id"]].get("account") == stripe_account.get() and \
-            equal_fields("status", "destination")(item, params)
 
     def endpoint(method, url, schema_name, handler):
         return Route(url, _stripe_endpoint(sandbox, schema_name, handler), methods=[method])
@@ -175,21 +132,6 @@ def api_routes(sandbox: Sandbox) -> list[Route]:
         endpoint("GET", "/v1/disputes/{id}", "DisputeRetrieveParams", retrieve("dispute")),
         endpoint("GET", "/v1/disputes", "DisputeListParams",
                  list_of("dispute", "/v1/disputes", equal_fields("charge", "payment_intent"))),
-        endpoint("POST", "/v1/accounts", "AccountCreateParams", account_create),
-        endpoint("GET", "/v1/accounts", "AccountListParams", list_of("account", "/v1/accounts", lambda a, p: True)),
-        endpoint("GET", "/v1/accounts/{id}", "AccountRetrieveParams", account_retrieve),
-        endpoint("POST", "/v1/account_links", "AccountLinkCreateParams", account_link_create),
-        endpoint("POST", "/v1/transfers", "TransferCreateParams", transfer_create),
-        endpoint("GET", "/v1/transfers", "TransferListParams",
-                 list_of("transfer", "/v1/transfers", equal_fields("destination", "transfer_group"))),
-        endpoint("GET", "/v1/transfers/{id}", "TransferRetrieveParams", retrieve("transfer")),
-        endpoint("POST", "/v1/transfers/{id}/reversals", "TransferReversalCreateParams", reversal_create),
-        endpoint("GET", "/v1/transfers/{id}/reversals", "TransferReversalListParams", reversals_list),
-        endpoint("GET", "/v1/transfers/{id}/reversals/{reversal}", "TransferReversalRetrieveParams",
-                 reversal_retrieve),
-        endpoint("GET", "/v1/balance", "BalanceRetrieveParams", balance_retrieve),
-        endpoint("GET", "/v1/payouts", "PayoutListParams", list_of("payout", "/v1/payouts", payouts_of_account)),
-        endpoint("GET", "/v1/payouts/{id}", "PayoutRetrieveParams", retrieve("payout")),
         endpoint("GET", "/v1/events/{id}", "EventRetrieveParams", retrieve("event")),
         endpoint("GET", "/v1/events", "EventListParams", list_of("event", "/v1/events", event_filters)),
         Route("/v1/{rest:path}", _unrecognized_url, methods=["GET", "POST", "DELETE", "PUT", "PATCH"]),
@@ -204,23 +146,11 @@ def _stripe_endpoint(sandbox: Sandbox, schema_name: str, handler):
 
     async def endpoint(request: Request):
         faults = sandbox.api_faults
-        faulty = request.url.path.startswith(faults.path_prefix)
-        if faulty and faults.latency_ms and faults.latency_phase == "before":
+        if faults.latency_ms and request.url.path.startswith(faults.path_prefix):
             await asyncio.sleep(faults.latency_ms / 1000)  # a slow Stripe; other requests go on
         request_id = new_id("req_", 14)
         headers = {"Request-Id": request_id,
                    "Stripe-Version": request.headers.get("stripe-version", stripe.api_version)}
-        if faulty and _fault_error_taken(sandbox):
-            error = StripeApiError(faults.error_status, "An error occurred with our connection to Stripe "
-                                   "(a fault injected in the sandbox).", type="api_error")
-            return JSONResponse(error.body(), status_code=faults.error_status, headers=headers)
-        response = await _handled(request, headers)
-        if faulty and faults.latency_ms and faults.latency_phase == "after":
-            await asyncio.sleep(faults.latency_ms / 1000)  # done at Stripe, the answer is late
-        return response
-
-    async def _handled(request: Request, headers: dict):
-        request_id = headers["Request-Id"]
         idempotency_key = request.headers.get("idempotency-key") if request.method == "POST" else None
         try:
             api_key = _authenticate(request, sandbox.config)
@@ -238,11 +168,9 @@ def _stripe_endpoint(sandbox: Sandbox, schema_name: str, handler):
                         **headers, "Request-Id": saved["request_id"], "Idempotent-Replayed": "true"})
             params = validate(decoded, schema)
             token = current_request.set({"id": request_id, "idempotency_key": idempotency_key})
-            account_token = stripe_account.set(request.headers.get("stripe-account") or None)
             try:
                 body = handler(request.path_params, params)
             finally:
-                stripe_account.reset(account_token)
                 current_request.reset(token)
             if idempotency_key:
                 # Only completed requests are kept; a refused one may be retried with the key.
@@ -262,16 +190,6 @@ def _stripe_endpoint(sandbox: Sandbox, schema_name: str, handler):
                                 headers={**headers, "Stripe-Should-Retry": "false"})
 
     return endpoint
-
-
-def _fault_error_taken(sandbox: Sandbox) -> bool:
-    """Whether this request is one of the `error_count` that answer an error (counted down)."""
-    with sandbox.store.lock:
-        faults = sandbox.api_faults
-        if faults.error_count <= 0:
-            return False
-        faults.error_count -= 1
-        return True
 
 
 def _authenticate(request: Request, config: SandboxConfig) -> str:

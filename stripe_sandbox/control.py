@@ -1,11 +1,7 @@
 """/_sandbox/...: the control API for tests, scripts and demos (JSON in, JSON out).
 
 Each action has the effect of its real-world counterpart: `pay` is a payment on the
-hosted page, `refund` a refund made in the Stripe Dashboard, `clock/advance` time passing,
-`refunds/{id}/fail` the customer's bank returning a refund, `disputes/{id}/close` the card
-network's decision, `checkout/sessions/{id}/delete` test data deleted in the Dashboard,
-`checkout/sessions/abandoned` another integration's customers walking away from Checkout,
-`webhooks/disable` the endpoint disabled in the Dashboard.
+hosted page, `refund` a refund made in the Stripe Dashboard, `clock/advance` time passing.
 """
 
 from __future__ import annotations
@@ -20,13 +16,9 @@ from starlette.routing import Route
 from .errors import StripeApiError, parameter_invalid
 from .sandbox import Sandbox
 
-# Abandoned Checkouts one request may make (a backlog of events, not a load test of the sandbox).
-MAX_ABANDONED = 10_000
-
 
 def routes(sandbox: Sandbox) -> list[Route]:
-    store, payments, connect = sandbox.store, sandbox.payments, sandbox.connect
-    dispatchers = sandbox.dispatchers
+    store, payments, dispatcher = sandbox.store, sandbox.payments, sandbox.dispatcher
 
     def pay(body, session_id):
         if body.get("method") == "bank_debit":
@@ -46,22 +38,6 @@ def routes(sandbox: Sandbox) -> list[Route]:
     def expire_now(body, session_id):
         return payments.checkout_session_expire_now(session_id)
 
-    def delete_session(body, session_id):
-        return payments.checkout_session_delete(session_id)
-
-    def abandon_sessions(body):
-        count = body.get("count")
-        if not isinstance(count, int) or not 1 <= count <= MAX_ABANDONED:
-            raise parameter_invalid("count", f"count must be an integer from 1 to {MAX_ABANDONED}")
-        return {"count": count, "ids": payments.checkout_sessions_abandon(count)}
-
-    def fail_refund(body, refund_id):
-        return payments.refund_fail(refund_id, after=body.get("after", 0),
-                                    reason=body.get("reason", "expired_or_canceled_card"))
-
-    def close_dispute(body, dispute_id):
-        return payments.dispute_close(dispute_id, outcome=body.get("outcome", ""))
-
     def refund(body, charge_id):
         params = {"charge": charge_id}
         for name in ("amount", "reason", "metadata"):
@@ -71,21 +47,6 @@ def routes(sandbox: Sandbox) -> list[Route]:
 
     def dispute(body, charge_id):
         return payments.dispute_create(charge_id, reason=body.get("reason", "fraudulent"))
-
-    def onboard(body, account_id):
-        return connect.account_onboard(account_id, body.get("outcome", "complete"))
-
-    def disable(body, account_id):
-        return connect.account_disable(account_id, body.get("reason", "rejected.other"))
-
-    def deauthorize(body, account_id):
-        return connect.account_deauthorize(account_id)
-
-    def payout(body, account_id):
-        return connect.payout_balance(account_id, body.get("outcome", "paid"))
-
-    def account_balance(query, account_id):
-        return connect.balance(account_id)
 
     def advance_clock(body):
         seconds = body.get("seconds")
@@ -99,89 +60,55 @@ def routes(sandbox: Sandbox) -> list[Route]:
         return {"now": store.now(), "offset": store.clock_offset}
 
     def resend(body, event_id):
-        event = store.get(event_id, "event")
-        (sandbox.connect_dispatcher if event.get("account") else sandbox.dispatcher).resend(event_id)
+        store.get(event_id, "event")
+        dispatcher.resend(event_id)
         return {"resent": event_id}
-
-    def status():
-        """The platform endpoint's delivery state, with queued / in-flight / paused counting
-        the Connect endpoint's too (so "idle" means both are), and the Connect one apart."""
-        platform, connected = sandbox.dispatcher.status(), sandbox.connect_dispatcher.status()
-        return {**platform, "queued": platform["queued"] + connected["queued"],
-                "in_flight": platform["in_flight"] + connected["in_flight"],
-                "paused": platform["paused"] or connected["paused"], "connect": connected}
 
     def deliveries(query):
         with store.lock:
             attempts = [attempt for attempt in store.deliveries
-                        if all(attempt.get(name) == query[name] for name in ("event_id", "event_type", "endpoint")
+                        if all(attempt.get(name) == query[name] for name in ("event_id", "event_type")
                                if name in query)]
-        return {"data": attempts, **status()}
+        return {"data": attempts, **dispatcher.status()}
 
     def set_faults(body):
-        # The same faults on both endpoints: a flaky network is flaky for both.
-        faults = _faults_updated(sandbox.dispatcher.faults, body)
-        for dispatcher in dispatchers:
-            dispatcher.set_faults(faults)
-        return status()
+        dispatcher.set_faults(_faults_updated(dispatcher.faults, body))
+        return dispatcher.status()
 
     def set_api_faults(body):
         sandbox.api_faults = _faults_updated(sandbox.api_faults, body)
         return asdict(sandbox.api_faults)
 
     def pause(body):
-        for dispatcher in dispatchers:
-            dispatcher.pause()
-        return status()
-
-    def endpoint_disable(body):
-        """Stripe disables the platform endpoint (as after days of failures): events are kept
-        but not delivered, so only the reconcile finds them."""
-        sandbox.dispatcher.disable()
-        return status()
-
-    def endpoint_enable(body):
-        sandbox.dispatcher.enable()
-        return status()
+        dispatcher.pause()
+        return dispatcher.status()
 
     def resume(body):
-        for dispatcher in dispatchers:
-            dispatcher.resume()
-        return status()
+        dispatcher.resume()
+        return dispatcher.status()
 
     def reset(body):
         sandbox.reset()
         return {"reset": True}
 
     def health(query):
-        return {"ok": True, "now": store.now(), "webhooks": status()}
+        return {"ok": True, "now": store.now(), "webhooks": dispatcher.status()}
 
     prefix = "/_sandbox"
     return [
         _post(prefix + "/checkout/sessions/{id}/pay", pay),
         _post(prefix + "/checkout/sessions/{id}/authenticate", authenticate),
         _post(prefix + "/checkout/sessions/{id}/expire", expire_now),
-        _post(prefix + "/checkout/sessions/{id}/delete", delete_session),
-        _post(prefix + "/checkout/sessions/abandoned", abandon_sessions),
-        _post(prefix + "/refunds/{id}/fail", fail_refund),
-        _post(prefix + "/disputes/{id}/close", close_dispute),
         _post(prefix + "/charges/{id}/refund", refund),
         _post(prefix + "/charges/{id}/dispute", dispute),
-        _post(prefix + "/accounts/{id}/onboard", onboard),
-        _post(prefix + "/accounts/{id}/disable", disable),
-        _post(prefix + "/accounts/{id}/deauthorize", deauthorize),
-        _post(prefix + "/accounts/{id}/payout", payout),
-        _get(prefix + "/accounts/{id}/balance", account_balance),
         _post(prefix + "/clock/advance", advance_clock),
         _get(prefix + "/clock", clock),
         _post(prefix + "/events/{id}/resend", resend),
         _get(prefix + "/deliveries", deliveries),
         _post(prefix + "/webhooks/faults", set_faults),
-        _get(prefix + "/webhooks", lambda query: status()),
+        _get(prefix + "/webhooks", lambda query: dispatcher.status()),
         _post(prefix + "/api/faults", set_api_faults),
         _post(prefix + "/webhooks/pause", pause),
-        _post(prefix + "/webhooks/disable", endpoint_disable),
-        _post(prefix + "/webhooks/enable", endpoint_enable),
         _post(prefix + "/webhooks/resume", resume),
         _post(prefix + "/reset", reset),
         _get(prefix + "/health", health),
@@ -221,8 +148,7 @@ def _post(path: str, action) -> Route:
 def _get(path: str, action) -> Route:
     async def endpoint(request: Request):
         try:
-            arguments = [request.path_params["id"]] if "id" in request.path_params else []
-            return JSONResponse(action(dict(request.query_params), *arguments))
+            return JSONResponse(action(dict(request.query_params)))
         except StripeApiError as error:
             return _error(error)
     return Route(path, endpoint, methods=["GET"])

@@ -20,24 +20,19 @@ EventListener = Callable[[dict], None]
 
 
 class EventLog:
-    def __init__(self, store: Store, delivers: Callable[[str, str | None], bool]):
+    def __init__(self, store: Store, delivers: Callable[[str], bool]):
         self.store = store
-        # Whether an endpoint is sent events of this type: the platform's endpoint for the
-        # platform's own events, the Connect endpoint for events of a connected account.
-        self.delivers = delivers
+        self.delivers = delivers  # whether the webhook endpoint is sent events of this type
         self.listeners: list[EventListener] = []
 
-    def emit(self, event_type: str, obj: dict, previous_attributes: dict | None = None,
-             account: str | None = None) -> dict:
-        """One event; `account` makes it an event of that connected account (Stripe's
-        top-level `account` field), sent to the Connect endpoint instead."""
+    def emit(self, event_type: str, obj: dict, previous_attributes: dict | None = None) -> dict:
         request = current_request.get() or {"id": None, "idempotency_key": None}
-        delivered = self.delivers(event_type, account)
+        delivered = self.delivers(event_type)
         with self.store.lock:
             event = objects.event(
                 created=self.store.now(), api_version=stripe.api_version, event_type=event_type,
                 data_object=self.store.snapshot(obj), previous_attributes=previous_attributes,
-                request=dict(request), pending_webhooks=1 if delivered else 0, account=account)
+                request=dict(request), pending_webhooks=1 if delivered else 0)
             self.store.put(event, delivered=not delivered)
         for listener in self.listeners:
             listener(event)

@@ -139,7 +139,7 @@ def _render(store, session: dict, error: str | None = None, form: dict | None = 
 <label for="email">Email</label>{email_input}
 <label for="cardnumber">Card information</label>
 <input id="cardnumber" name="cardnumber" inputmode="numeric" autocomplete="cc-number"
- placeholder="1234 1234 1234 1234" value="{_e(form.get('cardnumber', ''))}" required>
+ placeholder="1234 1234 1234 1234" required>
 <div class="row"><input id="cardexpiry" name="cardexpiry" placeholder="MM / YY" value="12 / 34">
 <input id="cardcvc" name="cardcvc" placeholder="CVC" value="123"></div>
 <label for="name">Cardholder name</label>
@@ -160,14 +160,10 @@ settles later.</p>
 
 
 def _summary(store, session: dict) -> str:
-    internal = store.internal[session["id"]]
-    items = internal["line_items"]
-    details = internal.get("line_item_details") or [""] * len(items)
     rows = "".join(
-        f'<tr><td data-testid="line-item">{_e(item["description"])} × {item["quantity"]}'
-        + (f'<div class="note" data-testid="line-item-detail">{_e(detail)}</div>' if detail else "")
-        + f'</td><td class="r">{_e(_money(item["amount_total"], item["currency"]))}</td></tr>'
-        for item, detail in zip(items, details))
+        f'<tr><td>{_e(item["description"])} × {item["quantity"]}</td>'
+        f'<td class="r">{_e(_money(item["amount_total"], item["currency"]))}</td></tr>'
+        for item in store.internal[session["id"]]["line_items"])
     return (f'<p class="note">Stripe sandbox · test mode</p><table data-testid="line-items">{rows}'
             f'</table><div class="amount" data-testid="amount">'
             f'{_e(_money(session["amount_total"], session["currency"]))}</div>')

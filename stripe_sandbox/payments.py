@@ -22,9 +22,6 @@ MAX_EXPIRY_SECONDS = 24 * 60 * 60
 # The caller computes expires_at a moment before the request reaches us.
 EXPIRY_SLACK_SECONDS = 60
 REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
-# Stripe's refund.failure_reason values.
-REFUND_FAILURE_REASONS = ("charge_for_pending_refund_disputed", "declined", "expired_or_canceled_card",
-                          "insufficient_funds", "lost_or_stolen_card", "merchant_request", "unknown")
 
 
 @dataclass
@@ -42,7 +39,7 @@ class Payments:
 
     # ---- Checkout Sessions -------------------------------------------------------
 
-    def checkout_session_create(self, params: dict, *, save: bool = True) -> dict:
+    def checkout_session_create(self, params: dict) -> dict:
         mode = params.get("mode")
         if not mode:
             raise parameter_missing("mode")
@@ -76,13 +73,9 @@ class Payments:
                 url=f"{self.settings.public_url}/c/pay/{session_id}", params=params,
                 amount_total=amount_total, currency=currency)
             items = [objects.line_item(currency=currency, line=line) for line in line_items]
-            # What the hosted page shows under each item's name, as Stripe's page does.
-            item_details = [((line.get("price_data") or {}).get("product_data") or {}).get("description") or ""
-                            for line in line_items]
-            self.store.put(session, line_items=items, line_item_details=item_details,
+            self.store.put(session, line_items=items,
                            payment_intent_data=params.get("payment_intent_data") or {})
-            if save:
-                self.store.save()
+            self.store.save()
             return session
 
     def _line_items_total(self, line_items: list) -> tuple[str, int]:
@@ -160,33 +153,6 @@ class Payments:
                           cancellation_reason="abandoned", next_action=None)
             self.events.emit("payment_intent.canceled", intent)
         self.events.emit("checkout.session.expired", session)
-
-    def checkout_session_delete(self, session_id: str) -> dict:
-        """Stripe no longer has the session: `resource_missing` from then on (test data
-        deleted in the Dashboard, or a session made with another account's key)."""
-        with self.store.lock:
-            session = self.store.get(session_id, "checkout.session")
-            self.store.delete(session_id)
-            self.store.save()
-            return {"id": session_id, "object": "checkout.session", "deleted": True,
-                    "status": session["status"]}
-
-    def checkout_sessions_abandon(self, count: int, *, amount: int = 2500, currency: str = "usd") -> list[str]:
-        """`count` Checkout Sessions of another integration on the account, each opened and
-        left until it expired: as many `checkout.session.expired` events (a busy account's
-        traffic, or a backlog for the events list). Returns the sessions' ids."""
-        params = {"mode": "payment", "success_url": "https://elsewhere.example/ok",
-                  "line_items": [{"quantity": 1, "price_data": {
-                      "currency": currency, "unit_amount": amount,
-                      "product_data": {"name": "Another integration's order"}}}]}
-        with self.store.lock:
-            ids = []
-            for _ in range(count):
-                session = self.checkout_session_create(params, save=False)
-                self._expire(session)
-                ids.append(session["id"])
-            self.store.save()
-            return ids
 
     def checkout_session_for_payment(self, session_id: str) -> dict:
         """The session, if a payment may still be attempted on it."""
@@ -438,33 +404,13 @@ class Payments:
                                       "a refund.", code="charge_disputed", param="charge")
         return charge
 
-    def refund_fail(self, refund_id: str, *, after: int = 0,
-                    reason: str = "expired_or_canceled_card") -> dict:
-        """The customer's bank returns a refund: it fails `after` sandbox seconds from now
-        (at once for 0), whatever card paid, and the charge holds the money again."""
-        if not isinstance(after, int) or after < 0:
-            raise parameter_invalid("after", "after must be an integer number of seconds >= 0")
-        if reason not in REFUND_FAILURE_REASONS:
-            raise parameter_invalid("reason", f"reason must be one of {', '.join(REFUND_FAILURE_REASONS)}")
-        with self.store.lock:
-            refund = self.store.get(refund_id, "refund")
-            if refund["status"] not in ("pending", "succeeded"):
-                raise StripeApiError(400, f"Refund {refund_id} is {refund['status']}; only a pending or "
-                                          "succeeded refund can fail.", param="refund")
-            self.store.internal[refund_id].update(becomes=("failed", self.store.now() + after),
-                                                  failure_reason=reason)
-            if after == 0:
-                self.clock_tick()
-            self.store.save()
-            return refund
-
     def _refund_transition(self, refund: dict, status: str) -> None:
         previous = {"status": refund["status"]}
         refund["status"] = status
         charge = self.store.find(refund["charge"])
         if status == "failed":
-            reason = self.store.internal[refund["id"]].get("failure_reason", "expired_or_canceled_card")
-            refund.update(failure_reason=reason, failure_balance_transaction=new_id("txn_"))
+            refund.update(failure_reason="expired_or_canceled_card",
+                          failure_balance_transaction=new_id("txn_"))
             charge["amount_refunded"] -= refund["amount"]
             charge["refunded"] = False
         for listed in charge["refunds"]["data"]:
@@ -490,24 +436,6 @@ class Payments:
                                                      evidence_due_by=now + 7 * 24 * 3600))
             charge["disputed"] = True
             self.events.emit("charge.dispute.created", dispute)
-            self.store.save()
-            return dispute
-
-    def dispute_close(self, dispute_id: str, outcome: str) -> dict:
-        """The card network decides: "won" (the money stays with the platform) or "lost" (the
-        disputed amount is gone for good). Emits charge.dispute.closed."""
-        if outcome not in ("won", "lost"):
-            raise parameter_invalid("outcome", "outcome must be won or lost")
-        with self.store.lock:
-            dispute = self.store.get(dispute_id, "dispute")
-            if dispute["status"] in ("won", "lost"):
-                raise StripeApiError(400, f"Dispute {dispute_id} is already closed ({dispute['status']}).",
-                                     param="dispute")
-            previous = {"status": dispute["status"]}
-            dispute["status"] = outcome
-            dispute["evidence_details"]["submission_count"] += 1
-            dispute["evidence_details"]["has_evidence"] = True
-            self.events.emit("charge.dispute.closed", dispute, previous_attributes=previous)
             self.store.save()
             return dispute
 

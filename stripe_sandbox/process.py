@@ -76,15 +76,6 @@ class SandboxControl:
         """Expire an open session as its deadline would (no API request, clock unchanged)."""
         return self._call("POST", f"/checkout/sessions/{session_id}/expire")
 
-    def delete_session(self, session_id: str) -> dict:
-        """Stripe forgets the session: every request about it answers `resource_missing`."""
-        return self._call("POST", f"/checkout/sessions/{session_id}/delete")
-
-    def abandon_sessions(self, count: int) -> list[str]:
-        """`count` Checkout Sessions of another integration, opened and left to expire: as
-        many `checkout.session.expired` events. Returns their ids."""
-        return self._call("POST", "/checkout/sessions/abandoned", {"count": count})["ids"]
-
     # ---- The Stripe Dashboard ---------------------------------------------------------
 
     def refund_charge(self, charge_id: str, amount: int | None = None,
@@ -95,38 +86,6 @@ class SandboxControl:
 
     def dispute_charge(self, charge_id: str, reason: str = "fraudulent") -> dict:
         return self._call("POST", f"/charges/{charge_id}/dispute", {"reason": reason})
-
-    def close_dispute(self, dispute_id: str, outcome: str) -> dict:
-        """The network decides a dispute: "won" or "lost" (charge.dispute.closed)."""
-        return self._call("POST", f"/disputes/{dispute_id}/close", {"outcome": outcome})
-
-    # ---- Connect: what a connected account's holder, or Stripe, does --------------------
-
-    def onboard_account(self, account_id: str, outcome: str = "complete") -> dict:
-        """The holder submits onboarding: "complete" (payouts enabled) or "requirements_due"."""
-        return self._call("POST", f"/accounts/{account_id}/onboard", {"outcome": outcome})
-
-    def disable_account(self, account_id: str, reason: str = "rejected.other") -> dict:
-        """Stripe disables a connected account (account.updated with a disabled_reason)."""
-        return self._call("POST", f"/accounts/{account_id}/disable", {"reason": reason})
-
-    def deauthorize_account(self, account_id: str) -> dict:
-        """The holder disconnects the platform (account.application.deauthorized)."""
-        return self._call("POST", f"/accounts/{account_id}/deauthorize")
-
-    def pay_out_balance(self, account_id: str, outcome: str = "paid") -> dict:
-        """Stripe pays the account's available balance to its bank: payout.paid (balance now 0)
-        or payout.failed (the money back in the balance)."""
-        return self._call("POST", f"/accounts/{account_id}/payout", {"outcome": outcome})
-
-    def account_balance(self, account_id: str, currency: str = "usd") -> int:
-        """The connected account's available balance in `currency`, minor units."""
-        balance = self._call("GET", f"/accounts/{account_id}/balance")
-        return next((entry["amount"] for entry in balance["available"] if entry["currency"] == currency), 0)
-
-    def fail_refund(self, refund_id: str, after: int = 0, reason: str = "expired_or_canceled_card") -> dict:
-        """The customer's bank returns the refund `after` sandbox seconds from now (at once for 0)."""
-        return self._call("POST", f"/refunds/{refund_id}/fail", {"after": after, "reason": reason})
 
     # ---- Time --------------------------------------------------------------------------
 
@@ -150,25 +109,12 @@ class SandboxControl:
         return self._call("POST", "/webhooks/faults", {"duplicate_rate": 0, "reorder_window": 0,
                                                        "delay_ms": 0, "fail_first": 0, "seed": None})
 
-    def set_api_faults(self, *, latency_ms: int = 0, path_prefix: str = "/v1/", latency_phase: str = "before",
-                       error_status: int = 500, error_count: int = 0) -> dict:
-        """Make the Stripe API slow or failing for requests under `path_prefix`: they answer
-        `latency_ms` later (`latency_phase` "after": taking effect at once, the answer late),
-        and the next `error_count` answer `error_status` without taking effect."""
-        return self._call("POST", "/api/faults", {"latency_ms": latency_ms, "path_prefix": path_prefix,
-                                                  "latency_phase": latency_phase, "error_status": error_status,
-                                                  "error_count": error_count})
+    def set_api_faults(self, *, latency_ms: int = 0, path_prefix: str = "/v1/") -> dict:
+        """Make the Stripe API slow: requests under `path_prefix` answer `latency_ms` later."""
+        return self._call("POST", "/api/faults", {"latency_ms": latency_ms, "path_prefix": path_prefix})
 
     def pause(self) -> dict:
         return self._call("POST", "/webhooks/pause")
-
-    def disable_endpoint(self) -> dict:
-        """The webhook endpoint disabled in the Dashboard: events created meanwhile are never
-        sent, not even once it is enabled again (only the events list has them)."""
-        return self._call("POST", "/webhooks/disable")
-
-    def enable_endpoint(self) -> dict:
-        return self._call("POST", "/webhooks/enable")
 
     def resume(self) -> dict:
         return self._call("POST", "/webhooks/resume")
@@ -176,12 +122,10 @@ class SandboxControl:
     def webhook_status(self) -> dict:
         return self._call("GET", "/webhooks")
 
-    def deliveries(self, event_id: str | None = None, event_type: str | None = None,
-                   endpoint: str | None = None) -> list[dict]:
-        """Every delivery attempt: event_id, event_type, endpoint ("platform" | "connect"),
-        attempt, status_code, succeeded, time (unix)"""
-        query = {key: value for key, value in {"event_id": event_id, "event_type": event_type,
-                                               "endpoint": endpoint}.items() if value is not None}
+    def deliveries(self, event_id: str | None = None, event_type: str | None = None) -> list[dict]:
+        """Every delivery attempt: event_id, event_type, attempt, status_code, succeeded, time (unix)"""
+        query = {key: value for key, value in {"event_id": event_id, "event_type": event_type}.items()
+                 if value is not None}
         return self._call("GET", "/deliveries", params=query)["data"]
 
     def resend(self, event_id: str) -> dict:
@@ -212,8 +156,6 @@ class SandboxProcess(SandboxControl):
 
     def __init__(self, port: int | None = None, webhook_url: str | None = None,
                  webhook_secret: str | None = None, retry_base: float = 0.05, *,
-                 connect_webhook_url: str | None = None, connect_webhook_secret: str | None = None,
-                 connect_webhook_events: list[str] | None = None,
                  max_attempts: int = 8, retry_max_delay: float = 2.0, webhook_timeout: float = 3.0,
                  bank_debit_delay: int = 60, api_key: str | None = None,
                  state_file: str | None = None, public_url: str | None = None,
@@ -227,11 +169,7 @@ class SandboxProcess(SandboxControl):
                           "--retry-base", str(retry_base), "--retry-max-delay", str(retry_max_delay),
                           "--max-attempts", str(max_attempts), "--webhook-timeout", str(webhook_timeout),
                           "--bank-debit-delay", str(bank_debit_delay)]
-        self.connect_webhook_url = connect_webhook_url
         for flag, value in (("--webhook-url", webhook_url), ("--webhook-secret", webhook_secret),
-                            ("--connect-webhook-url", connect_webhook_url),
-                            ("--connect-webhook-secret", connect_webhook_secret),
-                            ("--connect-webhook-events", ",".join(connect_webhook_events or [])),
                             ("--api-key", api_key), ("--state", state_file),
                             ("--public-url", public_url),
                             ("--webhook-events", ",".join(webhook_events or []))):
@@ -246,8 +184,7 @@ class SandboxProcess(SandboxControl):
         environment = dict(os.environ)
         # The sandbox's configuration is exactly its flags, whatever the caller's env says.
         for name in ("SANDBOX_WEBHOOK_URL", "STRIPE_WEBHOOK_SECRET", "SANDBOX_API_KEY",
-                     "SANDBOX_STATE", "SANDBOX_PUBLIC_URL", "SANDBOX_WEBHOOK_EVENTS",
-                     "SANDBOX_CONNECT_WEBHOOK_URL", "STRIPE_CONNECT_WEBHOOK_SECRET", "SANDBOX_CONNECT_WEBHOOK_EVENTS"):
+                     "SANDBOX_STATE", "SANDBOX_PUBLIC_URL", "SANDBOX_WEBHOOK_EVENTS"):
             environment.pop(name, None)
         environment["PYTHONPATH"] = os.pathsep.join(
             filter(None, [_PACKAGE_PARENT, environment.get("PYTHONPATH")]))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from .connect import Connect, ConnectSettings
 from .events import EventLog
 from .payments import Payments, PaymentSettings
 from .store import Store
@@ -20,10 +19,6 @@ class SandboxConfig:
     webhook_secret: str | None = None
     # The endpoint's enabled_events, as in the Dashboard: "*" is every type.
     webhook_events: tuple[str, ...] = ("*",)
-    # The Connect endpoint: events of connected accounts (those with `account`), its own secret.
-    connect_webhook_url: str | None = None
-    connect_webhook_secret: str | None = None
-    connect_webhook_events: tuple[str, ...] = ("*",)
     public_url: str | None = None  # where browsers reach the hosted page; default http://host:port
     api_key: str | None = None  # accept only this key; default any sk_test_/rk_test_ key
     state_file: str | None = None
@@ -44,29 +39,15 @@ class SandboxConfig:
 
 @dataclass
 class ApiFaults:
-    """Faults of the /v1 API itself (not of webhook delivery): a slow or failing Stripe."""
+    """Faults of the /v1 API itself (not of webhook delivery): a slow Stripe."""
     latency_ms: int = 0  # every matching request answers this much later
     path_prefix: str = "/v1/"  # which requests: those whose path starts with this
-    # "before": the request waits, then takes effect (a slow Stripe). "after": it takes effect
-    # at once and the answer comes latency_ms later (a caller that dies meanwhile never hears
-    # that its transfer or refund was made).
-    latency_phase: str = "before"
-    # The next error_count matching requests answer error_status (Stripe's api_error body),
-    # taking no effect: an outage of that route.
-    error_status: int = 500
-    error_count: int = 0
 
     def validated(self) -> "ApiFaults":
         if not isinstance(self.latency_ms, int) or self.latency_ms < 0:
             raise ValueError("latency_ms must be an integer >= 0")
         if not isinstance(self.path_prefix, str) or not self.path_prefix.startswith("/v1/"):
             raise ValueError("path_prefix must start with /v1/")
-        if self.latency_phase not in ("before", "after"):
-            raise ValueError("latency_phase must be before or after")
-        if not isinstance(self.error_status, int) or not 400 <= self.error_status <= 599:
-            raise ValueError("error_status must be an HTTP error status (400-599)")
-        if not isinstance(self.error_count, int) or self.error_count < 0:
-            raise ValueError("error_count must be an integer >= 0")
         return self
 
 
@@ -75,37 +56,20 @@ class Sandbox:
         self.config = config
         self.api_faults = ApiFaults()
         self.store = Store(config.state_file)
-        self.events = EventLog(self.store, delivers=self._delivers)
+        self.events = EventLog(self.store, delivers=lambda event_type: bool(config.webhook_url) and (
+            "*" in config.webhook_events or event_type in config.webhook_events))
         self.dispatcher = WebhookDispatcher(self.store, DeliverySettings(
             url=config.webhook_url, secret=config.webhook_secret, retry_base=config.retry_base,
             retry_max_delay=config.retry_max_delay, max_attempts=config.max_attempts,
             timeout=config.webhook_timeout))
-        self.connect_dispatcher = WebhookDispatcher(self.store, DeliverySettings(
-            url=config.connect_webhook_url, secret=config.connect_webhook_secret, retry_base=config.retry_base,
-            retry_max_delay=config.retry_max_delay, max_attempts=config.max_attempts,
-            timeout=config.webhook_timeout, connect=True))
         self.events.listeners.append(self.dispatcher.event_created)
-        self.events.listeners.append(self.connect_dispatcher.event_created)
         self.payments = Payments(self.store, self.events, PaymentSettings(
             public_url=config.base_url, bank_debit_delay=config.bank_debit_delay))
-        self.connect = Connect(self.store, self.events, ConnectSettings(public_url=config.base_url))
         self._stop_ticking = threading.Event()
         self._ticker: threading.Thread | None = None
 
-    @property
-    def dispatchers(self) -> list[WebhookDispatcher]:
-        return [self.dispatcher, self.connect_dispatcher]
-
-    def _delivers(self, event_type: str, account: str | None) -> bool:
-        """Whether an endpoint is sent this event: events of a connected account go to the
-        Connect endpoint, the platform's own to the platform's, each if subscribed to the type."""
-        url, subscribed = ((self.config.connect_webhook_url, self.config.connect_webhook_events) if account
-                           else (self.config.webhook_url, self.config.webhook_events))
-        return bool(url) and ("*" in subscribed or event_type in subscribed)
-
     def start(self) -> None:
-        for dispatcher in self.dispatchers:
-            dispatcher.start()
+        self.dispatcher.start()
         self._ticker = threading.Thread(target=self._tick_until_stopped, name="sandbox-clock",
                                         daemon=True)
         self._ticker.start()
@@ -114,15 +78,13 @@ class Sandbox:
         self._stop_ticking.set()
         if self._ticker:
             self._ticker.join(timeout=5)
-        for dispatcher in self.dispatchers:
-            dispatcher.stop()
+        self.dispatcher.stop()
         self.store.save()
 
     def reset(self) -> None:
         self.api_faults = ApiFaults()
         with self.store.lock:
-            for dispatcher in self.dispatchers:
-                dispatcher.reset()
+            self.dispatcher.reset()
             self.store.reset()
 
     def _tick_until_stopped(self) -> None:

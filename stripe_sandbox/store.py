@@ -32,9 +32,6 @@ class Store:
     def _clear(self) -> None:
         self.objects: dict[str, dict] = {}
         self.sequence: dict[str, int] = {}
-        # Ids of each object type in creation order: a list endpoint reads one type's
-        # objects without looking at (or sorting) the thousands of others.
-        self.ids_by_type: dict[str, list[str]] = {}
         self.internal: dict[str, dict] = {}
         self.idempotency: dict[str, dict] = {}
         self.deliveries: list[dict] = []
@@ -59,7 +56,6 @@ class Store:
             if obj["id"] not in self.sequence:
                 self.next_sequence += 1
                 self.sequence[obj["id"]] = self.next_sequence
-                self.ids_by_type.setdefault(obj["object"], []).append(obj["id"])
             self.objects[obj["id"]] = obj
             self.internal.setdefault(obj["id"], {}).update(internal)
             return obj
@@ -73,18 +69,10 @@ class Store:
     def find(self, object_id: str | None) -> dict | None:
         return self.objects.get(object_id) if object_id else None
 
-    def delete(self, object_id: str) -> None:
-        """Forget an object, as Stripe does once test data is deleted in the Dashboard."""
-        with self.lock:
-            obj = self.objects.pop(object_id, None)
-            if obj is not None:
-                self.ids_by_type[obj["object"]].remove(object_id)
-                self.sequence.pop(object_id, None)
-                self.internal.pop(object_id, None)
-
     def newest_first(self, object_name: str) -> list[dict]:
         with self.lock:
-            return [self.objects[object_id] for object_id in reversed(self.ids_by_type.get(object_name, []))]
+            matching = [obj for obj in self.objects.values() if obj["object"] == object_name]
+            return sorted(matching, key=lambda obj: self.sequence[obj["id"]], reverse=True)
 
     def remember_idempotent_response(self, scoped_key: str, response: dict) -> None:
         with self.lock:
@@ -125,5 +113,3 @@ class Store:
         self.deliveries = state["deliveries"]
         self.clock_offset = state["clock_offset"]
         self.next_sequence = state["next_sequence"]
-        for object_id in sorted(self.objects, key=self.sequence.__getitem__):
-            self.ids_by_type.setdefault(self.objects[object_id]["object"], []).append(object_id)

@@ -31,9 +31,6 @@ class DeliverySettings:
     timeout: float = 5.0
     # With a reorder window, wait this long for a window to fill before shuffling it.
     reorder_linger: float = 0.3
-    # The Connect endpoint: sent only events of connected accounts (with `account`); the
-    # platform's endpoint only the platform's own.
-    connect: bool = False
 
 
 @dataclass
@@ -71,9 +68,6 @@ class WebhookDispatcher:
         self._order = itertools.count()
         self._condition = threading.Condition()
         self._paused = False
-        # Disabled in the Dashboard: events created meanwhile are never sent (re-enabling
-        # does not send them either; only the events list still has them).
-        self._disabled = False
         self._stopping = False
         self._in_flight = 0
         self._thread: threading.Thread | None = None
@@ -83,18 +77,11 @@ class WebhookDispatcher:
     def enabled(self) -> bool:
         return bool(self.settings.url)
 
-    @property
-    def endpoint(self) -> str:
-        return "connect" if self.settings.connect else "platform"
-
-    def _mine(self, event: dict) -> bool:
-        return bool(event.get("account")) == self.settings.connect
-
     def start(self) -> None:
         if not self.enabled:
             return
         for event in self.store.newest_first("event")[::-1]:
-            if self._mine(event) and not self.store.internal[event["id"]].get("delivered"):
+            if not self.store.internal[event["id"]].get("delivered"):
                 self._push(event["id"], attempt=1, copy="original", delay=0)
         self._thread = threading.Thread(target=self._run, name="webhook-delivery", daemon=True)
         self._thread.start()
@@ -110,11 +97,7 @@ class WebhookDispatcher:
     # ---- Called by the API and the control API ----------------------------------------
 
     def event_created(self, event: dict) -> None:
-        if not self.enabled or not self._mine(event) or not event["pending_webhooks"]:
-            return  # no endpoint, another endpoint's event, or not subscribed to the type
-        if self._disabled:
-            with self.store.lock:
-                self.store.objects[event["id"]]["pending_webhooks"] = 0
+        if not self.enabled or not event["pending_webhooks"]:  # no endpoint, or not subscribed to the type
             return
         with self._condition:
             delay = self.faults.delay_ms / 1000
@@ -131,14 +114,6 @@ class WebhookDispatcher:
             self.faults = faults.validated()
             self._random = random.Random(faults.seed)
 
-    def disable(self) -> None:
-        with self._condition:
-            self._disabled = True
-
-    def enable(self) -> None:
-        with self._condition:
-            self._disabled = False
-
     def pause(self) -> None:
         with self._condition:
             self._paused = True
@@ -152,14 +127,12 @@ class WebhookDispatcher:
         with self._condition:
             self._queue.clear()
             self._paused = False
-            self._disabled = False
             self.faults = Faults()
             self._random = random.Random()
 
     def status(self) -> dict:
         with self._condition:
             return {"enabled": self.enabled, "url": self.settings.url, "paused": self._paused,
-                    "disabled": self._disabled,
                     "queued": len(self._queue), "in_flight": self._in_flight,
                     "faults": asdict(self.faults)}
 
@@ -242,7 +215,6 @@ class WebhookDispatcher:
                 return
             self.store.record_delivery({
                 "id": new_id("whdel_"), "event_id": job.event_id, "event_type": event["type"],
-                "endpoint": self.endpoint,
                 "attempt": job.attempt, "copy": job.copy, "status_code": status_code,
                 "error": error, "fault": fault, "succeeded": succeeded, "time": started,
                 "duration_ms": round((time.time() - started) * 1000, 1)})

@@ -21,36 +21,21 @@ def test_database_url() -> str:
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-def relays_running() -> list:
-    """The outbox relays of this process (the one in pytest-celery's session worker, once started)."""
-    from backend.tasks.relay import relays_running as running
-
-    return running()
-
-
-_held = 0  # suite_relays_paused blocks open (a module's stack and a test's may nest)
-
-
-def suite_relays_held() -> bool:
-    """True while a stack of the tests' own runs (tests/conftest.py then keeps the relays paused)."""
-    return _held > 0
-
-
 @contextmanager
 def suite_relays_paused():
     """While a stack of our own runs against the test database, the relay of the suite's
     in-process worker (pytest-celery's, if a test started it) claims nothing: it would queue
-    the stack's events on the suite's broker, and the stack's own workers would never see them.
-    They stay paused after: tests/conftest.py resumes them for the next test that may use
-    the database (a module's stack ends between tests, where database access is blocked)."""
-    global _held
-    _held += 1
-    for relay in relays_running():
+    the stack's events on the suite's broker, and the stack's own workers would never see them."""
+    from backend.tasks.relay import relays_running
+
+    relays = relays_running()
+    for relay in relays:
         relay.pause()
     try:
         yield
     finally:
-        _held -= 1
+        for relay in relays:
+            relay.resume()
 
 
 def free_port() -> int:

@@ -9,7 +9,6 @@ from ninja_extra.exceptions import APIException
 
 from backend import errors
 from backend.api import auth, health, mentors, payments, sessions
-from backend.services.email_verification import EmailNotSent
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +25,6 @@ api.add_router("/payments", payments.router)
 api.add_router("/health", health.router)
 
 DOMAIN_ERROR_STATUS = {
-    EmailNotSent: 503,
     errors.WebhookPayloadTooLarge: 413,
     errors.WebhookRejected: 400,
     errors.InvalidInput: 422,

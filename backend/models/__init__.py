@@ -2,15 +2,13 @@ from .checkouts import Checkout
 from .installation import Installation
 from .mentors import Expertise, Mentor
 from .notifications import Notification
-from .payouts import Payout, PayoutAccount, PayoutReversal
 from .refunds import Refund
-from .schedules import BlockedDate, WeeklyAvailability
-from .sessions import Session, SessionReschedule
+from .schedules import WeeklyAvailability
+from .sessions import Session
 from .users import User, UserManager
 from .webhooks import WebhookEvent
 
-__all__ = ["BlockedDate", "Checkout", "Expertise", "field_max_length", "Installation", "Mentor", "Notification", "Payout",
-           "PayoutAccount", "PayoutReversal", "Refund", "Session", "SessionReschedule", "User", "UserManager",
+__all__ = ["Checkout", "Expertise", "field_max_length", "Installation", "Mentor", "Notification", "Refund", "Session", "User", "UserManager",
            "WebhookEvent", "WeeklyAvailability"]
 
 

@@ -22,24 +22,14 @@ class Checkout(models.Model):
     # Null only between our insert and Stripe's answer, inside one transaction.
     stripe_checkout_session_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
     checkout_url = models.URLField(max_length=2000, blank=True)
-    # The site the mentee booked on (scheme and host, as their browser saw it), where Checkout
-    # sends them back and emails link to when FRONTEND_URL is unset.
-    site_url = models.URLField(max_length=300, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     expires_at = models.DateTimeField()
-    # The network the hold was asked from (an IPv4 address or an IPv6 /64): open holds are
-    # limited per network too (MAX_OPEN_HOLDS_PER_ADDRESS), since accounts are free.
-    client_network = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [
-            models.Index(fields=["mentor", "status", "scheduled_at"]), models.Index(fields=["status", "expires_at"]),
-            models.Index(fields=["client_network", "expires_at"], condition=models.Q(status="open"),
-                         name="checkouts_open_by_network"),
-        ]
+        indexes = [models.Index(fields=["mentor", "status", "scheduled_at"]), models.Index(fields=["status", "expires_at"])]
         constraints = [
             models.CheckConstraint(condition=models.Q(amount__gt=0), name="checkout_amount_positive"),
             models.CheckConstraint(condition=models.Q(duration_minutes__gt=0), name="checkout_duration_positive"),

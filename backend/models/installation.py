@@ -12,9 +12,6 @@ class Installation(models.Model):
     install_id = models.CharField(max_length=32, unique=True)
     # Unix time (Stripe's `created`) up to which Stripe's event list has been read in full.
     stripe_events_read_until = models.BigIntegerField(null=True, blank=True)
-    # Set while a catch-up is unfinished (a run stopped at its time limit): the id of the
-    # newest event stored so far in Stripe's order; the next run goes on after it.
-    stripe_events_cursor = models.CharField(max_length=255, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -26,9 +26,6 @@ class Mentor(models.Model):
     hourly_rate = models.PositiveIntegerField(help_text="Minor units (cents) per hour")
     currency = models.CharField(max_length=3, default="usd", help_text="ISO 4217, lower case as Stripe uses")
     is_active = models.BooleanField(default=True)
-    # IANA zone of the weekly windows and blocked dates (schedules.py). Schedules from before
-    # time zones were UTC, so they are in "UTC"; a mentor's page saves in their own zone.
-    schedule_time_zone = models.CharField(max_length=64, default="UTC")
 
     # Derived from paid, non-refunded sessions by mentor_stats_recompute.
     total_sessions = models.PositiveIntegerField(default=0)

@@ -2,16 +2,13 @@ from django.db import models
 
 
 class Notification(models.Model):
-    """One email sent about a session; unique per (session, kind, recipient, revision) so retries never resend."""
+    """One email sent about a session; unique per (session, kind, recipient) so retries never resend."""
 
     class Kind(models.TextChoices):
         BOOKED = "booked"
         REFUNDED = "refunded"
         CANCELLED = "cancelled"
         PAYMENT_FAILED = "payment_failed"
-        RESCHEDULED = "rescheduled"
-        REFUND_FAILED = "refund_failed"  # Stripe failed a refund (or it never reached Stripe)
-        REFUND_RETRIED = "refund_retried"  # a refund that had failed went through after all
 
     class Recipient(models.TextChoices):
         MENTEE = "mentee"
@@ -21,9 +18,6 @@ class Notification(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices)
     recipient = models.CharField(max_length=10, choices=Recipient.choices)
     email = models.EmailField()
-    # Which move a `rescheduled` email is about (the session's reschedule_count); 0 for the
-    # other kinds, which are sent once.
-    revision = models.PositiveIntegerField(default=0)
     sent_at = models.DateTimeField(null=True, blank=True)
     # The mail server refused the address for good (5xx): never retried, by the task or the sweep.
     refused_at = models.DateTimeField(null=True, blank=True)
@@ -33,8 +27,7 @@ class Notification(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["session", "kind", "recipient", "revision"],
-                                    name="notification_once_per_kind_and_revision")
+            models.UniqueConstraint(fields=["session", "kind", "recipient"], name="notification_once_per_kind")
         ]
 
     def __str__(self):

@@ -23,10 +23,7 @@ class Refund(models.Model):
     failure_reason = models.CharField(max_length=100, blank=True)
     # An admin's retry of a failed refund is a new refund (new idempotency key); one per failure.
     retry_of = models.OneToOneField("self", on_delete=models.PROTECT, null=True, blank=True, related_name="retried_by")
-    # Tries to send it to Stripe, counted across task chains (the sweep's included).
     attempts = models.PositiveIntegerField(default=0)
-    # When its scheduled retry is due: followups_sweep leaves it to that retry until then.
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -32,8 +32,6 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
-    # When the owner followed the link mailed to this address (REQUIRE_EMAIL_VERIFICATION).
-    email_verified_at = models.DateTimeField(null=True, blank=True)
 
     objects = UserManager()
 

@@ -11,11 +11,7 @@ from pythonjsonlogger.json import JsonFormatter
 
 from backend.observability.context import FIELDS
 
-# Card numbers: 13 to 19 digits, maybe grouped by spaces or dashes. Digits glued to "=",
-# "." or "@" are not cards: MIME boundaries (===============8123...==) and Message-IDs,
-# which must survive so a logged email stays a valid message.
-_SECRET = re.compile(r"\b(?:sk|rk)_(?:test|live)_[A-Za-z0-9_]+|\bwhsec_[A-Za-z0-9_]+"
-                     r"|(?<![=.@])\b(?:\d[ -]?){13,19}\b(?![=@])")
+_SECRET = re.compile(r"\b(?:sk|rk)_(?:test|live)_[A-Za-z0-9_]+|\bwhsec_[A-Za-z0-9_]+|\b(?:\d[ -]?){13,19}\b")
 
 
 class RedactingFilter(logging.Filter):

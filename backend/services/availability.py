@@ -1,13 +1,4 @@
-"""When a mentor can be booked: their weekly schedule, minus blocked dates, sessions and live holds.
-
-A schedule is kept as the mentor wrote it: weekly windows in local wall-clock time of
-`Mentor.schedule_time_zone`, plus blocked dates (whole local days). It is laid on the
-calendar with zoneinfo, day by day, so 09:00-12:00 America/New_York is 09:00-12:00 there on
-both sides of a daylight-saving change (13:00-16:00 UTC in summer, 14:00-17:00 in winter). A
-window whose end is at or before its start ends the next day. Changing a schedule never
-touches a booked session: it only changes what can be booked next.
-"""
-from dataclasses import dataclass
+"""When a mentor can be booked: their weekly schedule minus sessions and live holds."""
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.conf import settings
@@ -15,65 +6,26 @@ from django.db import transaction
 from django.utils import timezone
 
 from backend.errors import InvalidInput, NotFound, PermissionDenied
-from backend.models import BlockedDate, Mentor, User, WeeklyAvailability
-from backend.services.local_time import time_zone_check, zone
+from backend.models import Mentor, User, WeeklyAvailability
 from backend.services.slots import blocking_holds, overlapping, scheduled_sessions
 
 Interval = tuple[datetime, datetime]
 
 # The longest range one availability request may cover.
 MAX_RANGE_DAYS = 62
-# What one schedule may hold: enough for any week, not a way to fill the table.
-MAX_WINDOWS = 50
-MAX_BLOCKED_DATES = 366
 
 
-@dataclass(frozen=True)
-class Schedule:
-    """A mentor's schedule as stored: windows and blocked dates in `time_zone`."""
-
-    mentor_id: int
-    time_zone: str
-    windows: list[WeeklyAvailability]
-    blocked_dates: list[date]
-
-
-def _window_intervals(windows: list[WeeklyAvailability], tz_name: str, starts: datetime, ends: datetime) -> list[Interval]:
-    """The weekly windows laid on the local calendar days that can meet [starts, ends), in UTC."""
-    tz = zone(tz_name)
-    # From the local day before: a window of that day may cross midnight into the range.
-    day = starts.astimezone(tz).date() - timedelta(days=1)
-    last = ends.astimezone(tz).date()
+def _schedule_intervals(windows: list[WeeklyAvailability], starts: datetime, ends: datetime) -> list[Interval]:
+    """The weekly windows laid out on the calendar days between starts and ends (UTC)."""
     intervals = []
-    while day <= last:
+    day: date = starts.astimezone(UTC).date()
+    while datetime.combine(day, time.min, tzinfo=UTC) < ends:
         for window in windows:
-            if window.weekday != day.weekday():
-                continue
-            end_day = day if window.end_time > window.start_time else day + timedelta(days=1)
-            start = datetime.combine(day, window.start_time, tzinfo=tz).astimezone(UTC)
-            end = datetime.combine(end_day, window.end_time, tzinfo=tz).astimezone(UTC)
-            if start < end:
-                intervals.append((start, end))
+            if window.weekday == day.weekday():
+                intervals.append((datetime.combine(day, window.start_time, tzinfo=UTC),
+                                  datetime.combine(day, window.end_time, tzinfo=UTC)))
         day += timedelta(days=1)
     return intervals
-
-
-def _day_intervals(days: list[date], tz_name: str) -> list[Interval]:
-    """Whole local days in UTC (23 or 25 hours long on a daylight-saving change)."""
-    tz = zone(tz_name)
-    return [(datetime.combine(day, time.min, tzinfo=tz).astimezone(UTC),
-             datetime.combine(day + timedelta(days=1), time.min, tzinfo=tz).astimezone(UTC)) for day in days]
-
-
-def _merge(intervals: list[Interval]) -> list[Interval]:
-    """Overlapping or touching intervals joined: Monday 20:00-24:00 and Tuesday 00:00-02:00 are one."""
-    merged: list[Interval] = []
-    for start, end in sorted(intervals):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged
 
 
 def _subtract(free: list[Interval], busy: list[Interval]) -> list[Interval]:
@@ -96,30 +48,11 @@ def _clip(intervals: list[Interval], starts: datetime, ends: datetime) -> list[I
     return sorted((s, e) for s, e in clipped if s < e)
 
 
-def _bookable(schedule: Schedule, starts: datetime, ends: datetime) -> list[Interval]:
-    """What the schedule allows in [starts, ends): its windows (or all of it without any),
-    less its blocked days, merged, in UTC."""
-    allowed = (_window_intervals(schedule.windows, schedule.time_zone, starts, ends) if schedule.windows
-               else [(starts, ends)])
-    blocked = [day for day in schedule.blocked_dates
-               if starts.astimezone(zone(schedule.time_zone)).date() - timedelta(days=1) <= day
-               <= ends.astimezone(zone(schedule.time_zone)).date()]
-    return _merge(_subtract(allowed, _day_intervals(blocked, schedule.time_zone)))
-
-
-def _schedule_of(mentor: Mentor) -> Schedule:
-    return Schedule(mentor_id=mentor.pk, time_zone=mentor.schedule_time_zone,
-                    windows=list(mentor.weekly_availability.all()),
-                    blocked_dates=list(mentor.blocked_dates.values_list("date", flat=True)))
-
-
-def mentor_availability(*, mentor_id: int, starts: datetime | None = None, ends: datetime | None = None,
-                        excluding_session_id: int | None = None) -> list[Interval]:
+def mentor_availability(*, mentor_id: int, starts: datetime | None = None, ends: datetime | None = None) -> list[Interval]:
     """Free intervals of an active mentor between `starts` and `ends`, inside the booking window.
 
     With a weekly schedule only its windows count; without one the whole range is free.
-    Blocked dates, scheduled sessions and open holds are taken out (except the session
-    `excluding_session_id`, being moved: its own slot is free to it).
+    Scheduled sessions and open, unexpired holds are taken out.
     """
     mentor = Mentor.objects.filter(pk=mentor_id, is_active=True).first()
     if mentor is None:
@@ -138,11 +71,11 @@ def mentor_availability(*, mentor_id: int, starts: datetime | None = None, ends:
     if window_end <= window_start:
         return []
 
-    free = _bookable(_schedule_of(mentor), window_start, window_end)
-    sessions = scheduled_sessions().exclude(pk=excluding_session_id) if excluding_session_id else scheduled_sessions()
+    windows = list(mentor.weekly_availability.all())
+    free = _schedule_intervals(windows, window_start, window_end) if windows else [(window_start, window_end)]
     busy = [
         interval
-        for occupant in (sessions, blocking_holds())
+        for occupant in (scheduled_sessions(), blocking_holds())
         for interval in overlapping(occupant.filter(mentor_id=mentor_id), starts=window_start, ends=window_end)
         .values_list("scheduled_at", "ends_at")
     ]
@@ -150,101 +83,31 @@ def mentor_availability(*, mentor_id: int, starts: datetime | None = None, ends:
 
 
 def slot_within_schedule(*, mentor_id: int, starts: datetime, ends: datetime) -> bool:
-    """True when the mentor's schedule allows the whole slot: inside its windows (joined where
-    they touch), or any time without windows, and on no blocked day."""
+    """True when the mentor has no schedule, or one of its windows holds the whole slot."""
     windows = list(WeeklyAvailability.objects.filter(mentor_id=mentor_id))
-    margin = timedelta(days=2)  # blocked local days that can meet the slot, whatever the zone
-    blocked = list(BlockedDate.objects.filter(mentor_id=mentor_id, date__gte=(starts - margin).date(),
-                                              date__lte=(ends + margin).date()).values_list("date", flat=True))
-    if not windows and not blocked:
+    if not windows:
         return True
-    tz_name = Mentor.objects.filter(pk=mentor_id).values_list("schedule_time_zone", flat=True).first()
-    schedule = Schedule(mentor_id=mentor_id, time_zone=tz_name or "UTC", windows=windows, blocked_dates=blocked)
-    return any(s <= starts and ends <= e for s, e in _bookable(schedule, starts, ends))
+    return any(s <= starts and ends <= e for s, e in _schedule_intervals(windows, starts, ends))
 
 
-def _mentor_of(user: User, field: str) -> Mentor:
+def mentor_schedule_set(*, user: User, windows: list[dict]) -> list[WeeklyAvailability]:
+    """Replace the caller's weekly schedule (they must be a mentor); an empty list removes it."""
     mentor = Mentor.objects.filter(user=user).first()
     if mentor is None:
-        raise PermissionDenied("Only mentors have a schedule", field=field)
-    return mentor
-
-
-def _windows_check(windows: list[dict]) -> None:
-    if len(windows) > MAX_WINDOWS:
-        raise InvalidInput(f"A schedule holds at most {MAX_WINDOWS} windows", field="windows")
+        raise PermissionDenied("Only mentors have a schedule", field="windows")
     for index, window in enumerate(windows):
         if not 0 <= window["weekday"] <= 6:
             raise InvalidInput("weekday must be 0 (Monday) to 6 (Sunday)", field=f"windows.{index}.weekday")
-
-
-def mentor_schedule_set(*, user: User, windows: list[dict] | None = None, time_zone: str | None = None,
-                        blocked_dates: list[date] | None = None) -> Schedule:
-    """Replace the caller's weekly schedule (they must be a mentor); an empty list of windows
-    makes every time bookable. `None` leaves that part as it is.
-
-    Windows are local wall-clock times in `time_zone` (an IANA name). Without one they stay in
-    the schedule's zone, or, for a mentor with no windows yet, go into the mentor's own time
-    zone. Booked sessions are never touched: the schedule decides only what can be booked next.
-    """
-    mentor = _mentor_of(user, "windows")
-    if windows is not None:
-        _windows_check(windows)
-    if time_zone is not None:
-        time_zone = time_zone_check(time_zone)
-    if blocked_dates is not None and len(set(blocked_dates)) > MAX_BLOCKED_DATES:
-        raise InvalidInput(f"At most {MAX_BLOCKED_DATES} blocked dates", field="blocked_dates")
+        if window["end_time"] <= window["start_time"]:
+            raise InvalidInput("end_time must be after start_time", field=f"windows.{index}.end_time")
     with transaction.atomic():
-        mentor = Mentor.objects.select_for_update().get(pk=mentor.pk)  # serialise with bookings
-        if time_zone is None and windows is not None and not mentor.weekly_availability.exists():
-            time_zone = user.time_zone
-        if time_zone is not None and time_zone != mentor.schedule_time_zone:
-            mentor.schedule_time_zone = time_zone
-            mentor.save(update_fields=["schedule_time_zone"])
-        if windows is not None:
-            WeeklyAvailability.objects.filter(mentor=mentor).delete()
-            WeeklyAvailability.objects.bulk_create(
-                WeeklyAvailability(mentor=mentor, weekday=w["weekday"], start_time=w["start_time"],
-                                   end_time=w["end_time"])
-                for w in windows
-            )
-        if blocked_dates is not None:
-            BlockedDate.objects.filter(mentor=mentor).delete()
-            BlockedDate.objects.bulk_create(BlockedDate(mentor=mentor, date=day) for day in sorted(set(blocked_dates)))
-        return _schedule_of(mentor)
+        Mentor.objects.select_for_update().filter(pk=mentor.pk).first()  # serialise with bookings
+        WeeklyAvailability.objects.filter(mentor=mentor).delete()
+        return WeeklyAvailability.objects.bulk_create(
+            WeeklyAvailability(mentor=mentor, weekday=w["weekday"], start_time=w["start_time"], end_time=w["end_time"])
+            for w in windows
+        )
 
 
 def mentor_schedule_get(*, mentor_id: int) -> list[WeeklyAvailability]:
-    """The mentor's weekly windows as stored (local times of their schedule's zone)."""
-    return list(WeeklyAvailability.objects.select_related("mentor").filter(mentor_id=mentor_id))
-
-
-def mentor_schedule_own(*, user: User) -> Schedule:
-    """The caller's schedule as stored, with its zone and blocked dates (mentors only)."""
-    return _schedule_of(_mentor_of(user, "mentor"))
-
-
-def mentor_schedule_zone_for_editing(*, user: User) -> str:
-    """The zone a schedule form shows its times in: the schedule's own once it has windows,
-    else the mentor's time zone (where new windows go)."""
-    mentor = _mentor_of(user, "mentor")
-    return mentor.schedule_time_zone if mentor.weekly_availability.exists() else user.time_zone
-
-
-# Start times offered in a picker: every half hour from the start of each free interval
-# (rounded up to a quarter hour), as long as the session still fits.
-SLOT_STEP = timedelta(minutes=30)
-SLOT_GRID = timedelta(minutes=15)
-
-
-def slot_starts(intervals: list[Interval], *, duration_minutes: int) -> list[datetime]:
-    """The starts a session of `duration_minutes` can take inside free intervals."""
-    length = timedelta(minutes=duration_minutes)
-    starts = []
-    for start, end in intervals:
-        since_epoch = start - datetime(1970, 1, 1, tzinfo=UTC)
-        candidate = start + (-since_epoch) % SLOT_GRID
-        while candidate + length <= end:
-            starts.append(candidate)
-            candidate += SLOT_STEP
-    return starts
+    return list(WeeklyAvailability.objects.filter(mentor_id=mentor_id))

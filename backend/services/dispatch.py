@@ -23,9 +23,6 @@ PROCESS_WEBHOOK_EVENT = "process_webhook_event"
 MENTOR_STATS_RECOMPUTE = "mentor_stats_recompute"
 SEND_SESSION_NOTIFICATION = "send_session_notification"
 REFUND_EXECUTE = "refund_execute"
-PAYOUTS_RUN = "payouts_run"
-PAYOUT_SETTLE = "payout_settle"
-SEND_PAYOUT_NOTIFICATION = "send_payout_notification"
 
 
 def task_send(name: str, *args) -> None:
@@ -49,22 +46,6 @@ def notification_on_commit(session_id: int, kind: str) -> None:
 
 def refund_execute_on_commit(refund_id: int) -> None:
     task_send_on_commit(REFUND_EXECUTE, refund_id)
-
-
-def payouts_run_on_commit(mentor_id: int | None = None) -> None:
-    """Pay what is due (one mentor's, or everyone's) once this commits: an account became ready,
-    a hold was released. Beat runs it every minute anyway."""
-    task_send_on_commit(PAYOUTS_RUN, *([mentor_id] if mentor_id is not None else []))
-
-
-def payout_settle_on_commit(session_id: int) -> None:
-    """Money went back to the mentee (or a dispute was decided): reverse the mentor's share
-    of a paid payout, once this commits. payouts_run finds what a lost message missed."""
-    task_send_on_commit(PAYOUT_SETTLE, session_id)
-
-
-def payout_notification_on_commit(kind: str, object_id: int) -> None:
-    task_send_on_commit(SEND_PAYOUT_NOTIFICATION, kind, object_id)
 
 
 def admin_alert_on_commit(*, subject: str, message: str) -> None:

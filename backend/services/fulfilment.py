@@ -9,14 +9,11 @@ import logging
 
 from backend.errors import PaymentMismatch, PrerequisiteMissing
 from backend.models import Checkout, Mentor, Session
-from backend.services.cancellation_policy import cancellation_policy_current
 from backend.services.dispatch import admin_alert_on_commit, notification_on_commit, stats_recompute_on_commit
 from backend.services.installation import installation
 from backend.services.mentors import mentor_stats_write
-from backend.services.money import money_format
-from backend.services.payouts import payout_dispute_opened
 from backend.services.refunds import refund_create
-from backend.services.sessions import session_for_payment, session_payment_cleared
+from backend.services.sessions import session_for_payment
 from backend.services.slots import slot_conflict
 
 logger = logging.getLogger(__name__)
@@ -37,11 +34,7 @@ def _checkout_for(stripe_session: dict) -> Checkout | None:
 def _mismatches(checkout: Checkout, stripe_session: dict) -> list[str]:
     problems = []
     if stripe_session.get("amount_total") != checkout.amount:
-        paid = stripe_session.get("amount_total")
-        paid_text = money_format(paid, stripe_session.get("currency") or checkout.currency) \
-            if isinstance(paid, int) else repr(paid)
-        problems.append(f"Stripe's amount_total {paid_text} is not the booking's "
-                        f"{money_format(checkout.amount, checkout.currency)}")
+        problems.append(f"amount_total {stripe_session.get('amount_total')} != {checkout.amount}")
     if (stripe_session.get("currency") or "").lower() != checkout.currency:
         problems.append(f"currency {stripe_session.get('currency')} != {checkout.currency}")
     reference = stripe_session.get("client_reference_id")
@@ -71,8 +64,6 @@ def _session_create(checkout: Checkout, stripe_session: dict, *, status: str, am
         payment_status=Session.PaymentStatus.PAID if paid else Session.PaymentStatus.PENDING,
         stripe_payment_id=stripe_session.get("payment_intent"),
         stripe_checkout_session_id=stripe_session["id"],
-        # What a cancellation refunds is fixed when the booking is paid.
-        cancellation_policy=cancellation_policy_current() if paid else None,
     )
     checkout.stripe_checkout_session_id = stripe_session["id"]
     checkout.status = Checkout.Status.COMPLETE
@@ -157,11 +148,17 @@ def checkout_async_payment_succeeded(*, stripe_session: dict) -> Session | None:
     session = _session_for_checkout_session(stripe_session)
     if session is None or session.payment_status != Session.PaymentStatus.PENDING:
         return session
-    session_payment_cleared(session, stripe_session.get("payment_intent"))
+    session.payment_status = Session.PaymentStatus.PAID
+    session.stripe_payment_id = session.stripe_payment_id or stripe_session.get("payment_intent")
+    session.save(update_fields=["payment_status", "stripe_payment_id", "updated_at"])
     if session.status == Session.Status.CANCELLED:
         # Cancelled while the debit was pending (by a party, or at its start time: the
         # pending-debit policy), so never delivered: the money goes back.
         refund_create(session=session, reason="cancelled before the payment cleared")
+        return session
+    stats_recompute_on_commit(session.mentor_id)
+    if session.status == Session.Status.SCHEDULED:
+        notification_on_commit(session.pk, "booked")
     return session
 
 
@@ -198,40 +195,15 @@ def checkout_expire(*, stripe_session: dict) -> Checkout | None:
 
 
 def dispute_open(*, dispute: dict) -> Session:
-    """charge.dispute.created: flag the session, hold its payout, and tell the admins."""
+    """charge.dispute.created: flag the session and tell the admins."""
     session = session_for_payment(dispute.get("payment_intent"))
-    payout_dispute_opened(session=session)
     if not session.is_disputed:
         session.is_disputed = True
         session.save(update_fields=["is_disputed", "updated_at"])
         admin_alert_on_commit(
             subject=f"Dispute opened on session {session.pk}",
-            message=(f"Dispute {dispute.get('id')} ({dispute.get('reason')}) for "
-                     f"{money_format(dispute.get('amount'), dispute.get('currency') or session.currency)} "
-                     f"on session {session.pk} \"{session.title}\", "
+            message=(f"Dispute {dispute.get('id')} ({dispute.get('reason')}) for {dispute.get('amount')} "
+                     f"{(dispute.get('currency') or '').upper()} on session {session.pk} \"{session.title}\", "
                      f"payment {session.stripe_payment_id}. Respond in the Stripe Dashboard."),
         )
-    return session
-
-
-def dispute_close(*, dispute: dict) -> Session:
-    """charge.dispute.closed: a lost dispute is money the customer's bank took back, so the
-    mentor's earnings drop by it (mentor stats) and the admins are told; a won one changes
-    nothing. Idempotent: the amount lost is set, not added."""
-    session = session_for_payment(dispute.get("payment_intent"))
-    lost = (dispute.get("amount") or 0) if dispute.get("status") == "lost" else 0
-    if session.is_disputed and session.dispute_lost_amount == lost:
-        return session
-    session.is_disputed = True
-    session.dispute_lost_amount = lost
-    session.save(update_fields=["is_disputed", "dispute_lost_amount", "updated_at"])
-    stats_recompute_on_commit(session.mentor_id)
-    if lost:
-        admin_alert_on_commit(
-            subject=f"Dispute lost on session {session.pk}",
-            message=(f"Dispute {dispute.get('id')} on session {session.pk} \"{session.title}\", payment "
-                     f"{session.stripe_payment_id}, was lost: {lost} {session.currency.upper()} went back to the "
-                     "customer's bank. The mentor's earnings are lowered by it."),
-        )
-    logger.info("session %s: dispute %s closed %s", session.pk, dispute.get("id"), dispute.get("status"))
     return session

@@ -4,7 +4,6 @@ The same figures feed `/api/health/ready`, the state gauges of `/metrics`,
 `manage.py payments_status` and the alerts beat job, so they can't disagree.
 """
 import logging
-import threading
 import time
 from datetime import timedelta
 
@@ -27,9 +26,6 @@ UNPROCESSED = (WebhookEvent.Status.RECEIVED, WebhookEvent.Status.PROCESSING)
 PRUNABLE = (WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED)
 PRUNE_BATCH = 1000
 ALERT_DEDUP_SECONDS = 3600
-# The last readiness verdict is kept this long, so the requests that arrive while one of
-# them computes the next answer with it (see readiness_cached).
-READY_KEEP_SECONDS = 600
 
 
 def _queue_depth() -> int | None:
@@ -122,56 +118,6 @@ def readiness() -> tuple[bool, dict]:
         if not checks["beat_last_tick_age_seconds"]["ok"]:
             beat_stopped_check()  # beat can't mail about its own death; at most once an hour
     return all(c["ok"] for c in checks.values()), checks
-
-
-def readiness_cached() -> tuple[bool, dict]:
-    """readiness(), at most HEALTH_READY_CACHE_SECONDS old, computed by one request at a time
-    across every web process: a worker ping waits up to HEALTH_WORKER_PING_TIMEOUT and the
-    counts scan tables, so a flood of readiness probes must not each hold a web worker (and
-    with it the pages, the API and Stripe's deliveries). The request that finds the verdict
-    stale takes a lock in the shared cache and computes; the others answer with the last
-    verdict meanwhile (before the first one exists: not ready). With the cache unreachable,
-    each process keeps its own verdict the same way."""
-    max_age = settings.HEALTH_READY_CACHE_SECONDS
-    if max_age <= 0:
-        return readiness()
-    key = f"ops:ready:{settings.CELERY_CONTROL_EXCHANGE}"
-    try:
-        last = cache.get(key)
-        if last is not None and time.time() - last["at"] < max_age:
-            return last["ok"], last["checks"]
-        computing = not cache.add(f"{key}:computing", True, timeout=settings.HEALTH_WORKER_PING_TIMEOUT + 30)
-    except Exception:
-        logger.warning("readiness: cache unavailable, keeping this process's own verdict", exc_info=True)
-        return _readiness_in_process(max_age)
-    if computing:
-        return (last["ok"], last["checks"]) if last is not None else (False, {})
-    try:
-        ok, checks = readiness()
-        cache.set(key, {"ok": ok, "checks": checks, "at": time.time()}, timeout=READY_KEEP_SECONDS)
-    finally:
-        try:
-            cache.delete(f"{key}:computing")
-        except Exception:
-            logger.warning("readiness: could not release the lock; it lapses by itself", exc_info=True)
-    return ok, checks
-
-
-_in_process = {"verdict": None, "at": 0.0}
-_in_process_lock = threading.Lock()
-
-
-def _readiness_in_process(max_age: float) -> tuple[bool, dict]:
-    verdict = _in_process["verdict"]
-    if verdict is not None and time.time() - _in_process["at"] < max_age:
-        return verdict
-    if not _in_process_lock.acquire(blocking=False):  # another thread of this process computes
-        return verdict if verdict is not None else (False, {})
-    try:
-        _in_process["verdict"], _in_process["at"] = readiness(), time.time()
-        return _in_process["verdict"]
-    finally:
-        _in_process_lock.release()
 
 
 def last_hour_counts() -> dict:

@@ -2,9 +2,9 @@
 (django-ratelimit's fixed windows), so every gunicorn worker sees one count.
 
 Rates are django-ratelimit's "count/period" (LOGIN_RATE_LIMIT, REGISTER_RATE_LIMIT,
-CHECKOUT_RATE_LIMIT, CANCEL_RATE_LIMIT, CHECKOUT_STATUS_RATE_LIMIT, EMAIL_LINK_RATE_LIMIT);
-RATE_LIMIT_ENABLED=false turns every limit off. Callers pass plain keys (`account:<id>`,
-`address:<ip or IPv6 /64>`), so the API and the web pages share them. A cache outage fails open (logged): nobody is locked out because Redis is down.
+CHECKOUT_RATE_LIMIT, CANCEL_RATE_LIMIT); RATE_LIMIT_ENABLED=false turns every limit off.
+Callers pass plain keys (`account:<id>`, `address:<ip>`), so the API and the web pages share
+them. A cache outage fails open (logged): nobody is locked out because Redis is down.
 """
 import ipaddress
 import logging
@@ -31,29 +31,6 @@ def client_address_resolve(*, remote_addr: str, forwarded_for: str = "") -> str:
         if not _is_trusted(hop, networks):
             return hop
     return hops[0] if hops else remote_addr
-
-
-def client_network(address: str) -> str:
-    """The network one client is taken to control: its IPv4 address, or its IPv6 /64 (a
-    single host or home line is given a whole /64, so counting addresses in it counts nothing)."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if ip.version == 6:
-        if ip.ipv4_mapped is not None:  # ::ffff:198.51.100.7 is that IPv4 client
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return str(ip)
-
-
-def address_key(address: str) -> str:
-    """The rate-limit key of a client address (its network, see client_network)."""
-    return f"address:{client_network(address)}"
-def peer_is_trusted_proxy(remote_addr: str) -> bool:
-    """Is the peer one of our reverse proxies (TRUSTED_PROXY), whose X-Forwarded-* headers we believe?"""
-    networks = _trusted_networks(tuple(settings.TRUSTED_PROXY))
-    return bool(networks) and _is_trusted(remote_addr, networks)
 
 
 @lru_cache(maxsize=8)
@@ -113,30 +90,14 @@ def client_address(request) -> str:
                                   forwarded_for=request.META.get("HTTP_X_FORWARDED_FOR", ""))
 
 
-def request_throttle(request, *, group: str, rate_setting: str, per_address: bool = True) -> None:
+def request_throttle(request, *, group: str, rate_setting: str) -> None:
     """Count one call of the operation under the caller's account (JWT or page login) and the
     client's address, against the rate in settings.<rate_setting>; past it, RateLimited (429).
-    `per_address=False`: the account only (an anonymous caller still counts by address).
     The API (through api/throttles.throttled) and the pages share the counters."""
-    keys = []
+    keys = [f"address:{client_address(request)}"]
     user = getattr(request, "auth", None)
     if user is None and getattr(request, "user", None) is not None and request.user.is_authenticated:
         user = request.user
     if user is not None:
         keys.append(f"account:{user.pk}")
-    if per_address or user is None:
-        keys.append(address_key(client_address(request)))
     rate_limit_hit(group=group, rate=getattr(settings, rate_setting), keys=keys)
-
-
-def email_link_throttle(request, *, recipient: str) -> None:
-    """Count one emailed link (password reset, email verification) against EMAIL_LINK_RATE_LIMIT
-    per client address, per recipient address and per signed-in account: nobody floods an
-    inbox through us, and whether the recipient has an account changes nothing."""
-    keys = [address_key(client_address(request)), f"recipient:{recipient.strip().lower()}"]
-    user = getattr(request, "auth", None)
-    if user is None and getattr(request, "user", None) is not None and request.user.is_authenticated:
-        user = request.user
-    if user is not None:
-        keys.append(f"account:{user.pk}")
-    rate_limit_hit(group="email_link", rate=settings.EMAIL_LINK_RATE_LIMIT, keys=keys)

@@ -10,25 +10,21 @@ which can go down: a refund may fail after it succeeded (card 4000 0000 0000 512
 A refund's status only moves forward, so a stale or replayed event never rewinds it.
 """
 import logging
-from datetime import timedelta
 
 from django.db import transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from backend import stripe_gateway
-from backend.errors import Conflict, InvalidInput, PaymentProviderError
+from backend.errors import PaymentProviderError
 from backend.models import Refund, Session, User
 from backend.services.dispatch import (
     admin_alert_on_commit,
     notification_on_commit,
-    payout_settle_on_commit,
     refund_execute_on_commit,
     stats_recompute_on_commit,
 )
 from backend.services.installation import idempotency_key, stripe_metadata
-from backend.services.money import money_format
-from backend.services.retries import error_is_transient, error_text, retries_exhausted, retry_delay
 from backend.services.sessions import session_for_payment
 
 logger = logging.getLogger(__name__)
@@ -53,9 +49,7 @@ STATUS_RANK = {
 # What Stripe counts in the charge's amount_refunded.
 COUNTED = (Refund.Status.PENDING, Refund.Status.SUCCEEDED)
 IN_FLIGHT = (Refund.Status.REQUESTED, Refund.Status.PENDING)
-# Stripe's answers when someone refunded part or all of the charge since we read it:
-# read the charge again (this many times at most) and ask for what is left.
-REFUNDED_MEANWHILE = ("amount_too_large", "charge_already_refunded")
+# Stripe answered amount_too_large: someone refunded meanwhile; read again, this many times.
 REREADS = 3
 
 
@@ -77,52 +71,34 @@ def refund_create(*, session: Session, reason: str, requested_by: User | None = 
     return refund
 
 
-def refund_request(*, session: Session, requested_by: User | None, reason: str,
-                   amount: int | None = None) -> Refund | None:
-    """Cancel `session` and refund `amount` of its payment (default: all that is left). Call
-    with the row locked. The amount is kept on the session (`cancellation_refund_amount`), so
-    the settling of refund events tops up to it, never beyond."""
-    fields = []
-    if session.cancellation_refund_amount != amount:
-        session.cancellation_refund_amount = amount
-        fields.append("cancellation_refund_amount")
+def refund_request(*, session: Session, requested_by: User | None, reason: str) -> Refund | None:
+    """Cancel `session` and refund what is left of its payment. Call with the row locked."""
     if session.status != Session.Status.CANCELLED:
         session.status = Session.Status.CANCELLED
-        fields.append("status")
+        session.save(update_fields=["status", "updated_at"])
         stats_recompute_on_commit(session.mentor_id)
         notification_on_commit(session.pk, "cancelled")
-    if fields:
-        session.save(update_fields=[*fields, "updated_at"])
-    if amount is not None:
-        amount -= session.refunded_amount
-        if amount <= 0:
-            return None
-    return refund_create(session=session, reason=reason, requested_by=requested_by, amount=amount)
+    return refund_create(session=session, reason=reason, requested_by=requested_by)
 
 
 def refund_execute(*, refund_id: int) -> Refund:
     """Ask Stripe for a requested refund: its amount, or less if Stripe's charge holds less
-    now (a Dashboard refund our copy has not seen yet), or nothing if it holds nothing.
+    now (a Dashboard refund our copy has not seen yet).
 
     The idempotency key carries the amount: a repeat of the same request returns Stripe's
-    first refund, and after amount_too_large or charge_already_refunded (a refund made
-    meanwhile elsewhere) Stripe's charge is read again and the smaller request is a new
-    one; nothing left settles the row as canceled. Either outcome is written on the row.
-    A refund Stripe already made for this row (a timeout after it succeeded) is found by
-    its metadata and adopted instead of repeated. Each call counts one attempt on the row,
-    so retries are bounded per refund however many task chains run it.
+    first refund, and after amount_too_large (a Dashboard refund landed meanwhile) the
+    smaller request is a new one. A refund Stripe already made for this row (a timeout
+    after it succeeded) is found by its metadata and adopted instead of repeated.
     """
     refund = Refund.objects.select_related("session").get(pk=refund_id)
     if refund.stripe_refund_id or refund.status != Refund.Status.REQUESTED:
         return refund
-    Refund.objects.filter(pk=refund_id).update(attempts=F("attempts") + 1, next_attempt_at=None,
-                                               updated_at=timezone.now())
+    Refund.objects.filter(pk=refund_id).update(attempts=F("attempts") + 1)
     payment_intent = refund.session.stripe_payment_id
     stripe_refund = None
     if refund.attempts:  # an earlier attempt may have reached Stripe
         stripe_refund = next((r for r in stripe_gateway.refunds_list(payment_intent=payment_intent)
                               if (r.get("metadata") or {}).get("refund_id") == str(refund.pk)), None)
-    asked = refund.amount
     for attempt in range(REREADS):
         if stripe_refund is not None:
             break
@@ -137,19 +113,11 @@ def refund_execute(*, refund_id: int) -> Refund:
                 metadata=stripe_metadata(refund_id=refund.pk, session_id=refund.session_id),
             )
         except PaymentProviderError as exc:
-            if exc.code not in REFUNDED_MEANWHILE or attempt == REREADS - 1:
+            if exc.code != "amount_too_large" or attempt == REREADS - 1:
                 raise
-            logger.warning("refund %s: Stripe's charge holds less than %d now (%s); reading it again",
-                           refund.pk, remaining, exc.code)
+            logger.warning("refund %s: Stripe holds less than %d now; reading again", refund.pk, remaining)
     with transaction.atomic():
-        # The session's lock, as the refund events' handlers take it: the two never interleave.
-        session = Session.objects.select_for_update().get(pk=refund.session_id)
-        refund = _refund_apply(session, stripe_refund)
-        if refund.amount < asked:
-            refund.last_error = (f"Stripe's charge held only {refund.amount} of the {asked} asked (a refund made "
-                                 "meanwhile, e.g. in the Dashboard, took the rest): refunded what was left")
-            refund.save(update_fields=["last_error", "updated_at"])
-            logger.warning("refund %s: %s", refund.pk, refund.last_error)
+        refund = _refund_apply(refund.session, stripe_refund)
     logger.info("refund %s sent to Stripe as %s (%s, %d)", refund.pk, stripe_refund["id"], stripe_refund["status"],
                 stripe_refund["amount"])
     return refund
@@ -165,69 +133,41 @@ def _charge_refundable(payment_intent: str) -> int:
 
 
 def _refund_not_needed(refund_id: int) -> Refund:
-    """Settled without a Stripe refund: the charge holds nothing more (refunded in full
-    elsewhere meanwhile, e.g. in the Dashboard, whose events record that refund)."""
     with transaction.atomic():
         refund = Refund.objects.select_for_update().get(pk=refund_id)
         if refund.status == Refund.Status.REQUESTED and not refund.stripe_refund_id:
             refund.status = Refund.Status.CANCELED
-            refund.next_attempt_at = None
-            refund.last_error = ("Nothing left to refund: Stripe's charge was already refunded in full "
-                                 "(a refund made elsewhere, e.g. in the Dashboard); settled without a new one")
-            refund.save(update_fields=["status", "next_attempt_at", "last_error", "updated_at"])
-    logger.warning("refund %s: nothing left to refund at Stripe; settled", refund_id)
+            refund.last_error = "Nothing left to refund: Stripe's charge is already refunded in full"
+            refund.save(update_fields=["status", "last_error", "updated_at"])
+    logger.info("refund %s: nothing left to refund at Stripe", refund_id)
     return refund
 
 
-def refund_record_failure(*, refund_id: int, error: BaseException) -> float | None:
-    """An attempt to send a refund to Stripe failed: seconds until its retry (transient, and
-    attempts left: counted on the row, across task chains), noted on the row so that
-    followups_sweep leaves it to that retry; or None when it is failed for good, and the
-    admins hear of it once."""
-    message = error_text(error)
+def refund_record_failure(*, refund_id: int, error: BaseException) -> None:
+    """A refund that never reached Stripe is failed for good; the admins hear of it once."""
+    message = f"{error.__class__.__name__}: {error}"[:4000]
     with transaction.atomic():
-        refund = Refund.objects.select_for_update().filter(pk=refund_id, stripe_refund_id__isnull=True,
-                                                           status=Refund.Status.REQUESTED).first()
-        if refund is None:
-            return None  # sent meanwhile by another chain, or already decided
-        if error_is_transient(error) and not retries_exhausted(refund.attempts):
-            delay = retry_delay(refund.attempts)
-            refund.next_attempt_at = timezone.now() + timedelta(seconds=delay)
-            refund.last_error = message
-            refund.save(update_fields=["next_attempt_at", "last_error", "updated_at"])
-            logger.warning("refund %s: attempt %d failed (%s), next try in %.1fs", refund_id, refund.attempts,
-                           message, delay)
-            return delay
-        failed = Refund.objects.filter(pk=refund_id).update(
-            status=Refund.Status.FAILED, last_error=message, next_attempt_at=None, updated_at=timezone.now())
-        logger.error("refund %s: attempt %d failed (%s), giving up", refund_id, refund.attempts, message)
+        failed = Refund.objects.filter(pk=refund_id, stripe_refund_id__isnull=True).exclude(
+            status=Refund.Status.FAILED
+        ).update(status=Refund.Status.FAILED, last_error=message, updated_at=timezone.now())
         if failed:
             refund = Refund.objects.get(pk=refund_id)
             admin_alert_on_commit(
                 subject=f"Refund {refund.pk} failed: not sent to Stripe",
-                message=(f"Refund {refund.pk} of {money_format(refund.amount, refund.currency)} on session "
+                message=(f"Refund {refund.pk} of {refund.amount} {refund.currency.upper()} on session "
                          f"{refund.session_id} could not be sent to Stripe: {message}\n"
                          "The money is still held. Retry it from the admin (Refunds, \"Retry selected\")."),
             )
-            notification_on_commit(refund.session_id, "refund_failed")  # the mentee hears what happens next
 
 
 def _refund_apply(session: Session, stripe_refund: dict) -> Refund:
-    """Record one of Stripe's Refund objects on our row (found by our id in its metadata, else
-    by Stripe's id, else a new row: a Dashboard refund). Its status only moves forward. Call
-    with the session row locked: refund_execute and the refund events' handlers both do."""
+    """Record one of Stripe's Refund objects on our row (found by Stripe id, else by our id in
+    its metadata, else a new row: a Dashboard refund). Its status only moves forward."""
     rows = Refund.objects.select_for_update()
-    row = None
+    row = rows.filter(stripe_refund_id=stripe_refund["id"]).first()
     ours = (stripe_refund.get("metadata") or {}).get("refund_id")
-    if ours and str(ours).isdigit():
-        # Ours first, whether or not refund_execute has written Stripe's id on it yet: looked
-        # up by id alone, a row that gained that id between two lookups would be missed and
-        # a second one inserted for the same Stripe refund.
-        mine = rows.filter(pk=int(ours), session=session).first()
-        if mine is not None and mine.stripe_refund_id in (None, stripe_refund["id"]):
-            row = mine
-    if row is None:
-        row = rows.filter(stripe_refund_id=stripe_refund["id"]).first()
+    if row is None and ours and str(ours).isdigit():
+        row = rows.filter(pk=int(ours), session=session, stripe_refund_id__isnull=True).first()
     if row is None:
         row = Refund(session=session, amount=stripe_refund["amount"],
                      currency=stripe_refund.get("currency") or session.currency,
@@ -250,19 +190,18 @@ def _refund_apply(session: Session, stripe_refund: dict) -> Refund:
     if newly_failed:
         admin_alert_on_commit(
             subject=f"Refund failed at Stripe on session {session.pk}",
-            message=(f"Stripe failed refund {row.stripe_refund_id} of {money_format(row.amount, row.currency)} "
+            message=(f"Stripe failed refund {row.stripe_refund_id} of {row.amount} {row.currency.upper()} "
                      f"({row.failure_reason or 'no reason given'}) on session {session.pk} \"{session.title}\", "
                      f"payment {session.stripe_payment_id}. The money is held again. Retry it from the admin "
                      "(Refunds, \"Retry selected\"), or contact the customer."),
         )
-        notification_on_commit(session.pk, "refund_failed")  # the mentee hears what happens next
     return row
 
 
 def _session_settle(session: Session) -> None:
     """Bring the session to Stripe's refunds as our rows now mirror them: refunded amount
     (up or down), payment status, the refund email once Stripe says succeeded, and a
-    top-up when a cancelled session still holds money its cancellation promised back."""
+    top-up when a cancelled session, which the policy refunds in full, still holds money."""
     totals = session.refunds.aggregate(
         counted=Sum("amount", filter=Q(status__in=COUNTED)),
         succeeded=Sum("amount", filter=Q(status=Refund.Status.SUCCEEDED)),
@@ -275,33 +214,22 @@ def _session_settle(session: Session) -> None:
     if total >= session.amount and session.payment_status != Session.PaymentStatus.REFUNDED:
         session.payment_status = Session.PaymentStatus.REFUNDED
         fields.append("payment_status")
-        if session.status == Session.Status.SCHEDULED:  # refunded in full in the Dashboard before it took place
+        if session.status != Session.Status.CANCELLED:  # refunded in full in the Dashboard
             session.status = Session.Status.CANCELLED
-            session.cancelled_by = Session.CancelledBy.STRIPE
-            fields += ["status", "cancelled_by"]
+            fields.append("status")
             notification_on_commit(session.pk, "cancelled")
-        # A completed session refunded afterwards (a goodwill refund) stays completed: it took place.
     elif total < session.amount and session.payment_status == Session.PaymentStatus.REFUNDED:
         session.payment_status = Session.PaymentStatus.PAID  # a refund failed: the money is back with us
         fields.append("payment_status")
     if fields:
         session.save(update_fields=[*fields, "updated_at"])
         stats_recompute_on_commit(session.mentor_id)
-        payout_settle_on_commit(session.pk)  # a paid payout gives the mentor's share of it back
         logger.info("session %s: %d of %d refunded (%s)", session.pk, total, session.amount, session.payment_status)
-    # A cancellation refunds what its policy said (all, unless a mentee cancelled late under tiers).
-    due = session.amount
-    if session.status == Session.Status.CANCELLED and session.cancellation_refund_amount is not None:
-        due = min(session.amount, session.cancellation_refund_amount)
-    if due and (totals["succeeded"] or 0) >= due:
-        # Once per recipient, whatever the repeats. After a failed refund the mentee was told
-        # it failed: this one says it went through after all.
-        went_wrong = session.refunds.filter(status=Refund.Status.FAILED).exists()
-        notification_on_commit(session.pk, "refund_retried" if went_wrong else "refunded")
+    if (totals["succeeded"] or 0) >= session.amount:
+        notification_on_commit(session.pk, "refunded")  # once per recipient, whatever the repeats
     unresolved_failure = session.refunds.filter(status=Refund.Status.FAILED, retried_by__isnull=True).exists()
-    if session.status == Session.Status.CANCELLED and not unresolved_failure and total < due:
-        # Failures wait for an admin.
-        refund_create(session=session, reason="the rest of a cancelled session's payment", amount=due - total)
+    if session.status == Session.Status.CANCELLED and not unresolved_failure:  # failures wait for an admin
+        refund_create(session=session, reason="the rest of a cancelled session's payment")
 
 
 def refund_event_apply(*, refund: dict) -> Session:
@@ -312,50 +240,26 @@ def refund_event_apply(*, refund: dict) -> Session:
     return session
 
 
-def charge_with_refunds(*, charge: dict) -> dict:
-    """charge.refunded's charge with all its refunds listed: as the event lists them, or,
-    when Stripe leaves them out (newer API versions) or lists only some, as Stripe has them
-    now. Called before the event's row is locked, so the Stripe call holds no lock."""
+def charge_refunded_apply(*, charge: dict) -> Session:
+    """charge.refunded: the charge's refunds, as listed in the event or, when Stripe leaves
+    them out (newer API versions), as Stripe has them now."""
     listed = charge.get("refunds") or {}
     if "data" in listed and not listed.get("has_more"):
-        return charge
-    refunds = list(stripe_gateway.refunds_list(payment_intent=charge.get("payment_intent")))
-    return {**charge, "refunds": {"object": "list", "data": refunds, "has_more": False}}
-
-
-def charge_refunded_apply(*, charge: dict) -> Session:
-    """charge.refunded: record the charge's refunds (listed in full: charge_with_refunds)."""
+        stripe_refunds = listed["data"]
+    else:
+        stripe_refunds = list(stripe_gateway.refunds_list(payment_intent=charge.get("payment_intent")))
     session = session_for_payment(charge.get("payment_intent"))
-    for stripe_refund in (charge.get("refunds") or {}).get("data") or []:
+    for stripe_refund in stripe_refunds:
         _refund_apply(session, stripe_refund)
     _session_settle(session)
     return session
 
 
-def session_refundable_amount(session: Session) -> int:
-    """What a refund of the session would give back now, by our books (0 when unpaid)."""
-    if session.payment_status != Session.PaymentStatus.PAID:
-        return 0
-    return max(0, session.amount - session.refunded_amount)
-
-
-def refund_admin_request(*, session_id: int, staff: User, reason: str) -> Refund | None:
-    """The admin's "Refund" action: cancel and refund what is left in full, whatever the
-    policy, for the reason the admin gave (required: it is told to both parties and kept
-    in the admin log). A disputed payment is refused: Stripe refuses to refund it."""
-    reason = reason.strip()
-    if not reason:
-        raise InvalidInput("reason must not be blank", field="reason", user_message="Give a reason for the refund.")
+def refund_admin_request(*, session_id: int, staff: User) -> Refund | None:
+    """The admin's "Refund" action: cancel and refund in full, whatever the policy."""
     with transaction.atomic():
         session = Session.objects.select_for_update().get(pk=session_id)
-        if session.is_disputed:
-            raise Conflict(f"Session {session.pk}: the payment is under dispute; Stripe refuses refunds until the "
-                           "dispute is closed", field="session_id", code="payment_disputed")
-        if session.status != Session.Status.CANCELLED:
-            session.cancelled_by = Session.CancelledBy.ADMIN
-            session.cancel_reason = reason[:Session._meta.get_field("cancel_reason").max_length]
-            session.save(update_fields=["cancelled_by", "cancel_reason", "updated_at"])
-        return refund_request(session=session, requested_by=staff, reason=f"refunded by an admin: {reason}")
+        return refund_request(session=session, requested_by=staff, reason="refunded by an admin")
 
 
 def refunds_retry(*, refund_ids: list[int], staff: User | None = None) -> int:

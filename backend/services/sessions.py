@@ -2,30 +2,22 @@
 import logging
 
 from django.db import transaction
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from backend import stripe_gateway
-from backend.errors import ApplicationError, NotFound, PaymentWithoutSession, PrerequisiteMissing
-from backend.models import Mentor, Refund, Session, User
-from backend.services.cancellation_policy import cancellation_policy_snapshot
-from backend.services.dispatch import notification_on_commit, stats_recompute_on_commit
+from backend.errors import NotFound, NotOurs, PrerequisiteMissing
+from backend.models import Mentor, Session, User
+from backend.services.dispatch import notification_on_commit
 from backend.services.installation import stripe_metadata_is_ours
 from backend.services.notifications import admin_alert
 
 logger = logging.getLogger(__name__)
 
 
-def session_list_for_user(*, user: User, role: str = "mentee", with_refunds: bool = False) -> QuerySet[Session]:
-    """The caller's sessions, newest first: as mentee, or as mentor when role='mentor'.
-
-    `with_refunds`: each session's refunds come along newest first in `refunds_newest_first`
-    (one query for the whole page, not one per row), and the mentee's name too.
-    """
+def session_list_for_user(*, user: User, role: str = "mentee") -> QuerySet[Session]:
+    """The caller's sessions, newest first: as mentee, or as mentor when role='mentor'."""
     sessions = Session.objects.select_related("mentor")
-    if with_refunds:
-        sessions = sessions.select_related("mentee").prefetch_related(Prefetch(
-            "refunds", queryset=Refund.objects.order_by("-created_at", "-id"), to_attr="refunds_newest_first"))
     if role == "mentor":
         # By mentor_id, not through the user join: the planner can then walk the
         # (mentor, -created_at, -id) index instead of sorting all of a busy mentor's rows.
@@ -49,23 +41,19 @@ def session_get_for_user(*, user: User, session_id: int) -> Session:
 
 
 def session_for_payment(payment_intent: str | None) -> Session:
-    """The session paid by a PaymentIntent, locked. Missing: PaymentWithoutSession, which
-    the webhook decides on once it holds no lock (payment_is_ours): retry later (its
-    completion may still be on its way), or ignore another integration's payment."""
+    """The session paid by a PaymentIntent, locked. Missing: retry later (its completion may
+    still be on its way), unless the PaymentIntent is plainly not ours."""
     if not payment_intent:
         raise PrerequisiteMissing("event carries no payment_intent")
     session = Session.objects.select_for_update().filter(stripe_payment_id=payment_intent).first()
     if session is None:
-        raise PaymentWithoutSession(payment_intent)
+        # Reconcile reads the whole account's events: another integration's payment would
+        # otherwise wait here forever. Its metadata says whose it is.
+        payment = stripe_gateway.payment_intent_retrieve(payment_intent)
+        if payment is None or not stripe_metadata_is_ours(payment.get("metadata")):
+            raise NotOurs(f"payment {payment_intent} is not one of ours")
+        raise PrerequisiteMissing(f"no session for payment {payment_intent} yet")
     return session
-
-
-def payment_is_ours(payment_intent: str) -> bool:
-    """Whether a PaymentIntent was made by this database (its metadata says so). Reconcile
-    reads the whole account's events: another integration's payment would otherwise wait
-    for a session forever. One Stripe call: never made while holding a row lock."""
-    payment = stripe_gateway.payment_intent_retrieve(payment_intent)
-    return payment is not None and stripe_metadata_is_ours(payment.get("metadata"))
 
 
 def sessions_complete_past() -> int:
@@ -76,52 +64,20 @@ def sessions_complete_past() -> int:
     ).update(status=Session.Status.COMPLETED, updated_at=timezone.now())
 
 
-def session_payment_cleared(session: Session, payment_intent: str | None = None) -> None:
-    """A delayed debit cleared: pending becomes paid, stats follow, and the booking
-    confirmation if the session still takes place. Call with the row locked."""
-    session.payment_status = Session.PaymentStatus.PAID
-    session.stripe_payment_id = session.stripe_payment_id or payment_intent
-    cancellation_policy_snapshot(session)  # what the booking promises, fixed once it is paid
-    session.save(update_fields=["payment_status", "stripe_payment_id", "cancellation_policy", "updated_at"])
-    stats_recompute_on_commit(session.mentor_id)
-    if session.status == Session.Status.SCHEDULED:
-        notification_on_commit(session.pk, "booked")
-
-
 def sessions_unpaid_at_start_cancel() -> int:
     """The pending-debit policy (README, "Failure policies"): a session whose delayed debit
-    has not cleared when it starts does not take place. Stripe is asked first, one session
-    at a time and with no lock held: a debit that cleared while its event is late (a
-    backlog, a retry) is settled as paid now, as that event would, and the session takes
-    place. The others are cancelled, mentee and mentor told, the admins alerted; if the
-    debit clears later it is refunded in full, if it fails nothing was taken. Stripe
-    unreachable: the session waits for the next run. Returns how many were cancelled."""
-    due = list(Session.objects.filter(
-        status=Session.Status.SCHEDULED, payment_status=Session.PaymentStatus.PENDING,
-        scheduled_at__lte=timezone.now(),
-    ).order_by("scheduled_at").values_list("pk", "stripe_payment_id")[:500])
+    has not cleared when it starts does not take place. It is cancelled, mentee and mentor
+    are told, the admins alerted; if the debit clears later it is refunded in full, and if
+    it fails nothing was taken. Returns how many were cancelled."""
     cancelled = []
-    for session_id, payment_intent in due:
-        try:
-            payment = stripe_gateway.payment_intent_retrieve(payment_intent) if payment_intent else None
-        except ApplicationError as exc:
-            logger.warning("sessions: session %s starts unpaid, but Stripe could not be asked about %s (%s); "
-                           "asked again next run", session_id, payment_intent, exc.code)
-            continue
-        with transaction.atomic():
-            session = Session.objects.select_for_update(skip_locked=True).filter(
-                pk=session_id, status=Session.Status.SCHEDULED, payment_status=Session.PaymentStatus.PENDING
-            ).first()
-            if session is None:
-                continue  # settled meanwhile (its event came), or being settled
-            if payment is not None and payment.get("status") == "succeeded":
-                session_payment_cleared(session)
-                logger.warning("sessions: session %s starts with its debit cleared at Stripe, its event still on "
-                               "its way; settled as paid", session.pk)
-                continue
+    with transaction.atomic():
+        due = Session.objects.select_for_update(skip_locked=True).filter(
+            status=Session.Status.SCHEDULED, payment_status=Session.PaymentStatus.PENDING,
+            scheduled_at__lte=timezone.now(),
+        )
+        for session in due[:500]:
             session.status = Session.Status.CANCELLED
-            session.cancelled_by = Session.CancelledBy.SYSTEM
-            session.save(update_fields=["status", "cancelled_by", "updated_at"])
+            session.save(update_fields=["status", "updated_at"])
             notification_on_commit(session.pk, "cancelled")
             cancelled.append(session)
     if cancelled:

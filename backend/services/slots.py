@@ -1,5 +1,5 @@
-"""A mentor's slot: what occupies it. The one overlap check, used by booking, fulfilment,
-rescheduling and the availability listing, so they never disagree about a slot."""
+"""A mentor's slot: what occupies it. The one overlap check, used by booking, fulfilment
+and the availability listing, so they never disagree about a slot."""
 from datetime import datetime
 
 from django.db.models import Q, QuerySet
@@ -26,19 +26,16 @@ def blocking_holds() -> QuerySet[Checkout]:
 
 def slot_conflict(
     *, mentor_id: int, starts: datetime, ends: datetime, mentee_id: int | None = None,
-    excluding_checkout_id: int | None = None, excluding_session_id: int | None = None,
+    excluding_checkout_id: int | None = None,
 ) -> str | None:
     """Why this slot can't be held or booked, or None. Call with the mentor row locked.
 
     `mentee_id`: the mentee's own bookings with any mentor count too. `excluding_checkout_id`:
-    the Checkout being fulfilled, which does not conflict with itself; `excluding_session_id`:
-    the session being moved, whose old slot is freed by the same move.
+    the Checkout being fulfilled, which does not conflict with itself.
     """
     scheduled, holding = scheduled_sessions(), blocking_holds()
     if excluding_checkout_id is not None:
         holding = holding.exclude(pk=excluding_checkout_id)
-    if excluding_session_id is not None:
-        scheduled = scheduled.exclude(pk=excluding_session_id)
     if overlapping(scheduled.filter(mentor_id=mentor_id), starts=starts, ends=ends).exists():
         return "The mentor already has a session at that time"
     if overlapping(holding.filter(mentor_id=mentor_id), starts=starts, ends=ends).exists():

@@ -16,11 +16,11 @@ from django.db.models import F
 from django.utils import timezone
 
 from backend import stripe_gateway
-from backend.errors import NotOurs, PaymentWithoutSession, WebhookPayloadTooLarge, WebhookRejected
+from backend.errors import NotOurs, WebhookPayloadTooLarge, WebhookRejected
 from backend.models import WebhookEvent
 from backend.observability import context as log_context
 from backend.observability import metrics
-from backend.services import fulfilment, payout_accounts, payouts, refunds, sessions
+from backend.services import fulfilment, refunds
 from backend.services.dispatch import PROCESS_WEBHOOK_EVENT, admin_alert_on_commit, task_send
 from backend.services.retries import error_is_transient, error_text, retries_exhausted, retry_delay
 from backend.services.text import text_storable_repaired
@@ -46,66 +46,26 @@ EVENT_HANDLERS: dict[str, Callable[[dict], object]] = {
     "refund.updated": _data_object(refunds.refund_event_apply, "refund"),
     "refund.failed": _data_object(refunds.refund_event_apply, "refund"),
     "charge.dispute.created": _data_object(fulfilment.dispute_open, "dispute"),
-    # Lost: the session records what the bank took back (earnings, audit), then the payout follows.
-    "charge.dispute.closed": lambda event: (fulfilment.dispute_close(dispute=event["data"]["object"]),
-                                            payouts.dispute_closed_apply(dispute=event["data"]["object"])),
-    # An event of the platform's own account: reversals of our transfers (ours, or the Dashboard's).
-    "transfer.reversed": _data_object(payouts.transfer_reversed_apply, "transfer"),
 }
 
-
-def _of_account(handler: Callable[..., object], argument: str) -> Callable[[dict], object]:
-    return lambda event: handler(stripe_account=event.get("account"), **{argument: event["data"]["object"]})
-
-
-# Events of the mentors' connected accounts (they carry `account`), from the Connect endpoint.
-# An account we don't know raises NotOurs: stored as ignored.
-CONNECT_EVENT_HANDLERS: dict[str, Callable[[dict], object]] = {
-    "account.updated": _of_account(payout_accounts.account_updated_apply, "account"),
-    "account.application.deauthorized": _of_account(payout_accounts.account_deauthorized_apply, "application"),
-    "payout.failed": _of_account(payout_accounts.bank_payout_failed_apply, "payout"),
-    "payout.paid": _of_account(payout_accounts.bank_payout_paid_apply, "payout"),
-    # Stripe sends it to the platform's endpoint; accepted here too if it is ever subscribed there.
-    "transfer.reversed": _data_object(payouts.transfer_reversed_apply, "transfer"),
-}
-
-
-def event_handlers_for(event: dict) -> dict[str, Callable[[dict], object]]:
-    """Events are routed by their `account`: a connected account's go to the Connect handlers."""
-    return CONNECT_EVENT_HANDLERS if event.get("account") else EVENT_HANDLERS
-
-
-# type -> what a handler needs from Stripe beyond the event, fetched before the event's row is
-# locked (payload -> the payload the handler gets): a slow Stripe never holds a lock.
-EVENT_PREPARERS: dict[str, Callable[[dict], dict]] = {
-    "charge.refunded": lambda event: {**event, "data": {
-        **event["data"], "object": refunds.charge_with_refunds(charge=event["data"]["object"])}},
-}
-
-
-_INSERT_ROWS_IF_NEW = f"""
+_INSERT_IF_NEW = f"""
 INSERT INTO {WebhookEvent._meta.db_table}
     (stripe_event_id, type, api_version, livemode, payload, status, attempts, last_error, received_at, updated_at,
      request_id)
-VALUES {{rows}}
+VALUES (%s, %s, %s, %s, %s, %s, 0, '', %s, %s, %s)
 ON CONFLICT (stripe_event_id) DO NOTHING
-RETURNING id, stripe_event_id
+RETURNING id
 """
-_ROW = "(%s, %s, %s, %s, %s, %s, 0, '', %s, %s, %s)"
-_INSERT_IF_NEW = _INSERT_ROWS_IF_NEW.format(rows=_ROW)
 # The same, waking the outbox relay (delivered at commit, only when a row was inserted).
-_NOTIFYING = "WITH stored AS ({insert}) SELECT id, stripe_event_id, pg_notify('" + NOTIFY_CHANNEL + "', '') FROM stored"
-_INSERT_IF_NEW_AND_NOTIFY = _NOTIFYING.format(insert=_INSERT_IF_NEW)
+_INSERT_IF_NEW_AND_NOTIFY = f"WITH stored AS ({_INSERT_IF_NEW}) SELECT id, pg_notify('{NOTIFY_CHANNEL}', '') FROM stored"
 
 
 MAX_EVENT_ID_LENGTH = WebhookEvent._meta.get_field("stripe_event_id").max_length
 REFUSED_DETAIL = "Webhook refused: not a valid Stripe event for this endpoint"
 
 
-def webhook_event_ingest(*, payload: bytes, signature: str | None, endpoint: str = "platform") -> tuple[str, bool]:
-    """Verify and store one delivery. Returns (event id, whether it was new). `endpoint`
-    "connect": the Connect endpoint's delivery, verified with its own secret; stored in the
-    same outbox and processed by the same worker path.
+def webhook_event_ingest(*, payload: bytes, signature: str | None) -> tuple[str, bool]:
+    """Verify and store one delivery. Returns (event id, whether it was new).
 
     An unverified body gets one generic answer (no parser detail for whoever probes the
     endpoint); the reason is logged. A verified event we cannot store is refused naming why.
@@ -114,9 +74,9 @@ def webhook_event_ingest(*, payload: bytes, signature: str | None, endpoint: str
         metrics.webhook_delivery(event_type="", outcome="refused", reason="too_large")
         raise WebhookPayloadTooLarge(f"Webhook body over {MAX_PAYLOAD_BYTES} bytes")
     try:
-        event = stripe_gateway.webhook_payload_verify(payload, signature, endpoint=endpoint)
+        event = stripe_gateway.webhook_payload_verify(payload, signature)
     except stripe_gateway.WebhookPayloadInvalid as exc:
-        logger.warning("webhook refused: %s (%s endpoint)", exc, endpoint)
+        logger.warning("webhook refused: %s", exc)
         metrics.webhook_delivery(event_type="", outcome="refused", reason="invalid")
         raise WebhookRejected(REFUSED_DETAIL)
     if bool(event.get("livemode")) != stripe_gateway.key_is_live():
@@ -145,44 +105,28 @@ def webhook_event_store(event: dict, *, payload_json: str | None = None) -> bool
     INSERT wins, and only the winner's row is there for the relay.
     """
     event_id, event_type = event["id"], text_storable_repaired(event["type"])
-    handled = event_type in event_handlers_for(event)
+    handled = event_type in EVENT_HANDLERS
+    status = WebhookEvent.Status.RECEIVED if handled else WebhookEvent.Status.IGNORED
+    now = timezone.now()
+    # PostgreSQL's jsonb and SQLite's text both take the JSON string.
+    if payload_json is None:
+        payload_json = _storable_json(json.dumps(event), event)
     # One statement in autocommit: the row is durable when it returns (and the relay
     # woken; inside a caller's transaction, at its commit).
     notify = handled and connection.vendor == "postgresql"
     with connection.cursor() as cursor:
-        cursor.execute(_INSERT_IF_NEW_AND_NOTIFY if notify else _INSERT_IF_NEW, _row_values(event, payload_json))
+        cursor.execute(
+            _INSERT_IF_NEW_AND_NOTIFY if notify else _INSERT_IF_NEW,
+            [event_id, event_type[:100], text_storable_repaired(str(event.get("api_version") or ""))[:50],
+             bool(event.get("livemode")), payload_json, status, now, now,
+             log_context.current().get("request_id", "")[:64]],
+        )
         created = cursor.fetchone() is not None
-    status = WebhookEvent.Status.RECEIVED if handled else WebhookEvent.Status.IGNORED
     if created:
         logger.info("webhook %s (%s): stored as %s", event_id, event_type, status)
     else:
         logger.info("webhook %s (%s): duplicate delivery, nothing to do", event_id, event_type)
     return created
-
-
-def webhook_events_store_many(events: list[dict]) -> set[str]:
-    """Store several events fetched from Stripe (the reconciler's pages) in one statement,
-    each once, as webhook_event_store does; returns the ids of those that were new."""
-    if not events:
-        return set()
-    insert = _INSERT_ROWS_IF_NEW.format(rows=", ".join([_ROW] * len(events)))
-    notify = connection.vendor == "postgresql" and any(e["type"] in event_handlers_for(e) for e in events)
-    with connection.cursor() as cursor:
-        cursor.execute(_NOTIFYING.format(insert=insert) if notify else insert,
-                       [value for event in events for value in _row_values(event)])
-        return {row[1] for row in cursor.fetchall()}
-
-
-def _row_values(event: dict, payload_json: str | None = None) -> list:
-    event_type = text_storable_repaired(event["type"])
-    status = WebhookEvent.Status.RECEIVED if event_type in event_handlers_for(event) else WebhookEvent.Status.IGNORED
-    now = timezone.now()
-    # PostgreSQL's jsonb and SQLite's text both take the JSON string.
-    if payload_json is None:
-        payload_json = _storable_json(json.dumps(event), event)
-    return [event["id"], event_type[:100], text_storable_repaired(str(event.get("api_version") or ""))[:50],
-            bool(event.get("livemode")), payload_json, status, now, now,
-            log_context.current().get("request_id", "")[:64]]
 
 
 # An escape in U+D800-U+DFFF: half of a pair, or alone (which jsonb refuses).
@@ -227,51 +171,28 @@ def webhook_event_process(*, stripe_event_id: str) -> str:
 
     The event row is locked for the whole handler transaction, so two workers given the
     same event (a duplicate enqueue, a sweep) run it one after the other, and the second
-    finds it processed. What the handler needs from Stripe is read before that lock
-    (EVENT_PREPARERS), and whether a payment we have no session for is ours at all is asked
-    after it: no Stripe call is made while the event's (or a session's) row is locked.
+    finds it processed.
     """
-    log_context.bind(stripe_event_id=stripe_event_id)
-    stored = WebhookEvent.objects.filter(stripe_event_id=stripe_event_id).only("type", "status", "payload").first()
-    if stored is None:
-        logger.warning("webhook %s: not stored, nothing to process", stripe_event_id)
-        return "missing"
-    if stored.status in (WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED):
-        return stored.status
-    log_context.bind_stripe_event(stored.payload)
-    prepare = EVENT_PREPARERS.get(stored.type)
-    payload = prepare(stored.payload) if prepare else stored.payload
-    try:
-        return _webhook_event_run(stripe_event_id, payload)
-    except PaymentWithoutSession as exc:
-        if sessions.payment_is_ours(exc.payment_intent):
-            raise  # its completion is still on its way: retry
-        # Another integration's payment on the same account: nothing will ever arrive for it.
-        return _webhook_event_run(stripe_event_id, payload, ignore=NotOurs(f"payment {exc.payment_intent} is not "
-                                                                           "one of ours"))
-
-
-def _webhook_event_run(stripe_event_id: str, payload: dict, *, ignore: NotOurs | None = None) -> str:
     with transaction.atomic():
         event = WebhookEvent.objects.select_for_update().filter(stripe_event_id=stripe_event_id).first()
+        log_context.bind(stripe_event_id=stripe_event_id)
         if event is None:
+            logger.warning("webhook %s: not stored, nothing to process", stripe_event_id)
             return "missing"
         if event.status in (WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED):
             return event.status
         log_context.bind_stripe_event(event.payload)
-        handler = event_handlers_for(event.payload).get(event.type)
+        handler = EVENT_HANDLERS.get(event.type)
         if handler is None:
             event.status = WebhookEvent.Status.IGNORED
-        elif ignore is not None:
-            event.status = WebhookEvent.Status.IGNORED
-            event.last_error = error_text(ignore)
         else:
             try:
                 with transaction.atomic():
-                    handler(payload)
+                    handler(event.payload)
                 event.status = WebhookEvent.Status.PROCESSED
                 event.last_error = ""
             except NotOurs as exc:
+                # Another integration's payment on the same account: nothing will ever arrive for it.
                 event.status = WebhookEvent.Status.IGNORED
                 event.last_error = error_text(exc)
         event.processed_at = timezone.now()
@@ -282,16 +203,11 @@ def _webhook_event_run(stripe_event_id: str, payload: dict, *, ignore: NotOurs |
     return event.status
 
 
-def webhook_event_start(*, stripe_event_id: str, resume: bool = False) -> bool:
-    """Count one attempt and show it in progress; False when the event is not to be run:
-    processed, ignored, `failed` (only an admin's retry reopens it), or in progress in
-    another worker. Only work really begun counts as an attempt: a duplicate message (a
-    relay's lapsed claim, a redelivery) that meets an event in progress counts nothing, and
-    if that worker died, webhook_events_sweep puts the event back once a task's time is up.
-    `resume`: the caller's own chain left it in progress (its failure could not be written)."""
-    startable = [WebhookEvent.Status.RECEIVED, *([WebhookEvent.Status.PROCESSING] if resume else [])]
+def webhook_event_start(*, stripe_event_id: str) -> bool:
+    """Count one attempt and show it in progress; False when the event is not to be run
+    (processed, ignored, or `failed`, which only an admin's retry reopens)."""
     return bool(WebhookEvent.objects.filter(
-        stripe_event_id=stripe_event_id, status__in=startable
+        stripe_event_id=stripe_event_id, status__in=[WebhookEvent.Status.RECEIVED, WebhookEvent.Status.PROCESSING]
     ).update(status=WebhookEvent.Status.PROCESSING, attempts=F("attempts") + 1, next_attempt_at=None,
              updated_at=timezone.now()))
 
@@ -330,9 +246,8 @@ def webhook_events_retry(*, stripe_event_ids: list[str]) -> int:
         status__in=[WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED]
     )
     ids = list(retryable.values_list("stripe_event_id", flat=True))
-    # A fresh budget of attempts: the admin judged the cause fixed. Claimed now, as it is queued here.
-    retryable.update(status=WebhookEvent.Status.RECEIVED, attempts=0, next_attempt_at=None, queued_at=timezone.now(),
-                     updated_at=timezone.now())
+    # A fresh budget of attempts: the admin judged the cause fixed.
+    retryable.update(status=WebhookEvent.Status.RECEIVED, attempts=0, next_attempt_at=None, updated_at=timezone.now())
     return sum(webhook_event_enqueue(event_id) for event_id in ids)
 
 
@@ -341,8 +256,7 @@ def webhook_event_replay(*, stripe_event_id: str) -> str:
     are idempotent, so replaying a processed event changes nothing that is already right."""
     if not WebhookEvent.objects.filter(stripe_event_id=stripe_event_id).exists():
         webhook_event_store(stripe_gateway.event_retrieve(stripe_event_id))
-    WebhookEvent.objects.filter(stripe_event_id=stripe_event_id,
-                                type__in=list(EVENT_HANDLERS | CONNECT_EVENT_HANDLERS)).update(
+    WebhookEvent.objects.filter(stripe_event_id=stripe_event_id, type__in=list(EVENT_HANDLERS)).update(
         status=WebhookEvent.Status.RECEIVED, attempts=0, next_attempt_at=None, updated_at=timezone.now()
     )
     return webhook_event_process(stripe_event_id=stripe_event_id)

@@ -12,7 +12,6 @@ from backend.tasks.beat import (
 from backend.tasks.mentors import mentor_stats_recompute_task
 from backend.tasks.notifications import send_session_notification
 from backend.tasks.operations import operations_alerts_check_task, webhook_events_prune_task
-from backend.tasks.payouts import payout_settle_task, payouts_run_task, send_payout_notification
 from backend.tasks.refunds import refund_execute_task
 from backend.tasks.sessions import sessions_complete_task, sessions_unpaid_at_start_task
 from backend.tasks.webhooks import process_webhook_event
@@ -24,11 +23,8 @@ __all__ = [
     "payments_audit_task",
     "operations_alerts_check_task",
     "payments_reconcile_task",
-    "payout_settle_task",
-    "payouts_run_task",
     "process_webhook_event",
     "refund_execute_task",
-    "send_payout_notification",
     "send_session_notification",
     "sessions_complete_task",
     "sessions_unpaid_at_start_task",

@@ -4,7 +4,6 @@ names, which must not change."""
 from datetime import timedelta
 
 from celery import shared_task
-from django.conf import settings
 from django.utils import timezone
 
 from backend.services.audit import payments_audit, payments_audit_alert
@@ -16,14 +15,10 @@ from backend.services.reconciliation import (
 )
 
 
-@shared_task(bind=True, name="payments_reconcile")
-def payments_reconcile_task(self) -> dict:
-    """Every 10 minutes: what Stripe has that our webhook missed. A run stops by itself before
-    its soft time limit, with room for one Stripe call to overrun (a backlog is read on by
-    the next run); the soft limit stops it cleanly all the same."""
-    soft_limit = (self.request.timelimit or (None, None))[1] or self.soft_time_limit or \
-        settings.CELERY_TASK_SOFT_TIME_LIMIT
-    return payments_reconcile(time_budget=max(soft_limit / 2, soft_limit - settings.STRIPE_CALL_BUDGET_SECONDS))
+@shared_task(name="payments_reconcile")
+def payments_reconcile_task() -> dict:
+    """Every 10 minutes: what Stripe has that our webhook missed."""
+    return payments_reconcile()
 
 
 @shared_task(name="webhook_events_sweep")

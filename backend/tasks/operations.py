@@ -1,7 +1,6 @@
 """Beat's operations jobs; schedules from migration 0009 (editable in admin)."""
 from celery import shared_task
 
-from backend.services.auth import refresh_tokens_prune
 from backend.services.operations import alerts_check, webhook_events_prune
 
 
@@ -13,7 +12,5 @@ def operations_alerts_check_task() -> list[str]:
 
 @shared_task(name="webhook_events_prune")
 def webhook_events_prune_task() -> int:
-    """Daily retention: processed and ignored events past WEBHOOK_EVENT_RETENTION_DAYS, in
-    batches; and the records of expired refresh tokens."""
-    refresh_tokens_prune()
+    """Daily: processed and ignored events past WEBHOOK_EVENT_RETENTION_DAYS, in batches."""
     return webhook_events_prune()

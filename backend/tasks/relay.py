@@ -7,11 +7,9 @@ about half of what a delivery used to cost. On PostgreSQL the webhook's INSERT a
 `poll_seconds` (the only way on SQLite, and the catch-up after a lost LISTEN connection).
 
 Delivery stays at least once: rows are claimed (services/webhook_outbox.py) by one UPDATE,
-then published together with no lock held. A publish that fails puts its rows back. A
-claim is a lease (CLAIM_LEASE): a row still `received` once its claim lapsed (a relay that
-died between claim and publish, a lost message) is claimed again, oldest first, by a relay
-(every LAPSED_EVERY_SECONDS) or webhook_events_sweep. A duplicate publish is harmless:
-processing skips an event that is done or in progress, and counts no attempt for it.
+then published together with no lock held. A publish that fails puts its rows back;
+a relay that dies between claim and publish leaves them to webhook_events_sweep (beat,
+a minute). A duplicate publish is harmless: processing locks the row and checks its status.
 
 It runs as a thread in every Celery worker (worker.py's WebhookRelayStep); several relays
 may run at once (rows are claimed with SKIP LOCKED), and `manage.py webhook_relay` runs it alone.
@@ -19,18 +17,12 @@ may run at once (rows are claimed with SKIP LOCKED), and `manage.py webhook_rela
 import logging
 import select
 import threading
-import time
 import weakref
 
 from django.db import close_old_connections, connection
 
 from backend.observability import context as log_context
-from backend.services.webhook_outbox import (
-    NOTIFY_CHANNEL,
-    webhook_events_claim,
-    webhook_events_claim_stale,
-    webhook_events_unclaim,
-)
+from backend.services.webhook_outbox import NOTIFY_CHANNEL, webhook_events_claim, webhook_events_unclaim
 from backend.tasks.webhooks import process_webhook_event
 
 logger = logging.getLogger(__name__)
@@ -40,17 +32,13 @@ POLL_SECONDS = 2.0
 SQLITE_POLL_SECONDS = 0.25
 RECONNECT_SECONDS = 1.0
 GATHER_SECONDS = 0.005
-# How often a relay also looks for lapsed claims (a relay that died between its claim and
-# its publish, a message the broker lost): a query over the waiting rows, so not every pass.
-LAPSED_EVERY_SECONDS = 30.0
 
 
-def webhook_events_relay(*, limit: int = BATCH_SIZE, broker_connection=None, lapsed: bool = False) -> int:
-    """Claim up to `limit` stored, handled events nobody has queued (with `lapsed`, also
-    those whose claim lapsed: see CLAIM_LEASE) and queue them, oldest first, on
+def webhook_events_relay(*, limit: int = BATCH_SIZE, broker_connection=None) -> int:
+    """Claim up to `limit` stored, handled events nobody has queued and queue them, on
     `broker_connection` (a kombu connection; default: the app's pool). Returns how many
     were published; raises, with the claimed rows back to unqueued, if the broker fails."""
-    claimed = webhook_events_claim_stale(limit=limit) if lapsed else webhook_events_claim(limit=limit)
+    claimed = webhook_events_claim(limit=limit)
     if not claimed:
         return 0
     app = process_webhook_event.app
@@ -90,7 +78,6 @@ class WebhookRelay:
         self._paused = threading.Event()
         self._thread: threading.Thread | None = None
         self._listener = None
-        self._lapsed_due = 0.0  # the first pass looks for lapsed claims too
 
     def pause(self) -> None:
         """Claim nothing until resume() (the batch in hand is still published). For a test
@@ -137,11 +124,6 @@ class WebhookRelay:
     def _drain(self) -> None:
         while not (self._stopping.is_set() or self._paused.is_set()) and webhook_events_relay() == BATCH_SIZE:
             pass
-        if time.monotonic() >= self._lapsed_due:
-            while not (self._stopping.is_set() or self._paused.is_set()) and \
-                    webhook_events_relay(lapsed=True) == BATCH_SIZE:
-                pass
-            self._lapsed_due = time.monotonic() + LAPSED_EVERY_SECONDS
 
     def _wait(self) -> None:
         if not self.listens:

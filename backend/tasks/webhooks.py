@@ -11,13 +11,11 @@ logger = logging.getLogger(__name__)
 
 
 @shared_task(bind=True, name=PROCESS_WEBHOOK_EVENT, max_retries=CELERY_MAX_RETRIES, acks_late=True)
-def process_webhook_event(self, stripe_event_id: str, resume: bool = False) -> str:
+def process_webhook_event(self, stripe_event_id: str) -> str:
     """Process one stored Stripe event; idempotent, so redelivery is harmless. Attempts
-    are counted on the event row, so a re-queue (sweep, redelivery) never resets them.
-    `resume`: this chain left the row in progress (the database went away before the
-    failure could be written), so it takes the row back rather than skip it."""
+    are counted on the event row, so a re-queue (sweep, redelivery) never resets them."""
     try:
-        if not webhook_event_start(stripe_event_id=stripe_event_id, resume=resume):
+        if not webhook_event_start(stripe_event_id=stripe_event_id):
             return "skipped"
         return webhook_event_process(stripe_event_id=stripe_event_id)
     except Exception as exc:
@@ -28,8 +26,7 @@ def process_webhook_event(self, stripe_event_id: str, resume: bool = False) -> s
             logger.warning("webhook %s: could not record the failure, retrying anyway", stripe_event_id)
             if retries_exhausted(self.request.retries + 1):
                 raise exc
-            raise self.retry(exc=exc, countdown=retry_delay(self.request.retries + 1),
-                             args=(stripe_event_id,), kwargs={"resume": True})
+            delay = retry_delay(self.request.retries + 1)
         if delay is None:
             raise
-        raise self.retry(exc=exc, countdown=delay, args=(stripe_event_id,), kwargs={})
+        raise self.retry(exc=exc, countdown=delay)

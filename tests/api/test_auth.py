@@ -1,8 +1,7 @@
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
-from ninja_jwt.tokens import AccessToken, RefreshToken
+from ninja_jwt.tokens import AccessToken
 
 from tests.factories import PASSWORD, login, make_user
 
@@ -24,8 +23,8 @@ def test_register_login_me(client):
 
     me = client.get("/api/auth/me", HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
     assert me.status_code == 200
-    assert me.json() == {"id": response.json()["id"], "email": "ana@example.test", "name": "Ana", "time_zone": "UTC",
-                         "mentor_id": None, "mentor_stats": None, "email_verified": False}
+    assert me.json() == {"id": response.json()["id"], "email": "ana@example.test", "name": "Ana", "mentor_id": None,
+                         "mentor_stats": None}
 
 
 def test_refresh_gives_a_working_access_token(client):
@@ -34,55 +33,6 @@ def test_refresh_gives_a_working_access_token(client):
     refreshed = post(client, "/api/auth/refresh", {"refresh": tokens["refresh"]})
     assert refreshed.status_code == 200
     assert client.get("/api/auth/me", HTTP_AUTHORIZATION=f"Bearer {refreshed.json()['access']}").status_code == 200
-
-
-def test_refresh_rotates_the_refresh_token_and_the_used_one_is_refused(client):
-    user = make_user()
-    tokens = post(client, "/api/auth/login", {"email": user.email, "password": PASSWORD}).json()
-    rotated = post(client, "/api/auth/refresh", {"refresh": tokens["refresh"]}).json()
-    assert set(rotated) == {"access", "refresh"} and rotated["refresh"] != tokens["refresh"]
-    # A stolen copy of the old one is worth nothing now; the new one works, once.
-    replay = post(client, "/api/auth/refresh", {"refresh": tokens["refresh"]})
-    assert replay.status_code == 401 and replay.json()["code"] == "token_not_valid"
-    again = post(client, "/api/auth/refresh", {"refresh": rotated["refresh"]})
-    assert again.status_code == 200
-    assert post(client, "/api/auth/refresh", {"refresh": rotated["refresh"]}).status_code == 401
-
-
-def test_logout_revokes_the_refresh_token(client):
-    user = make_user()
-    tokens = post(client, "/api/auth/login", {"email": user.email, "password": PASSWORD}).json()
-    assert post(client, "/api/auth/logout", {"refresh": tokens["refresh"]}).status_code == 204
-    refused = post(client, "/api/auth/refresh", {"refresh": tokens["refresh"]})
-    assert refused.status_code == 401 and refused.json()["code"] == "token_not_valid"
-    assert post(client, "/api/auth/logout", {"refresh": tokens["refresh"]}).status_code == 204  # twice: harmless
-    # Another login's tokens are untouched.
-    other = post(client, "/api/auth/login", {"email": user.email, "password": PASSWORD}).json()
-    assert post(client, "/api/auth/refresh", {"refresh": other["refresh"]}).status_code == 200
-
-
-def test_expired_refresh_tokens_are_forgotten_by_the_daily_retention_job(client):
-    from ninja_jwt.token_blacklist.models import OutstandingToken
-
-    from backend.tasks.operations import webhook_events_prune_task
-
-    user = make_user()
-    tokens = post(client, "/api/auth/login", {"email": user.email, "password": PASSWORD}).json()
-    post(client, "/api/auth/logout", {"refresh": tokens["refresh"]})
-    live = post(client, "/api/auth/login", {"email": user.email, "password": PASSWORD}).json()
-    OutstandingToken.objects.exclude(jti=RefreshToken(live["refresh"])["jti"]).filter(user=user).update(
-        expires_at=timezone.now() - timedelta(seconds=1))
-    webhook_events_prune_task()  # the task's function, as beat's worker runs it
-    assert OutstandingToken.objects.filter(user=user).count() == 1
-    assert post(client, "/api/auth/refresh", {"refresh": live["refresh"]}).status_code == 200
-
-
-@pytest.mark.parametrize("token", ["not-a-token", "access"])
-def test_logout_with_something_else_than_a_refresh_token_is_401(client, token):
-    user = make_user()
-    tokens = post(client, "/api/auth/login", {"email": user.email, "password": PASSWORD}).json()
-    response = post(client, "/api/auth/logout", {"refresh": tokens.get(token, token)})
-    assert response.status_code == 401 and response.json()["code"] == "token_not_valid"
 
 
 def test_refresh_with_an_access_token_is_401(client):

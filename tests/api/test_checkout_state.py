@@ -1,12 +1,9 @@
 """GET /api/payments/checkout-sessions/{id}, resuming a hold, MAX_OPEN_HOLDS, and what a
 failed Stripe call shows (and mails): against the sandbox over real HTTP, no worker."""
-import time
-
 import pytest
 from django.core import mail
 
 from backend.models import Checkout, Session
-from backend.services.checkouts import STRIPE_STATE_ASK_INTERVAL_SECONDS
 from tests.factories import book, future_slot, login, make_mentor, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -28,10 +25,6 @@ def test_state_is_open_until_paid_then_booked_even_with_the_webhook_held_back(cl
     stripe_sandbox.pause()  # the webhook is slow: the return page must not wait for it
     try:
         assert stripe_sandbox.pay(cs_id)["outcome"] == "succeeded"
-        # Stripe was asked a moment ago: polls answer from our rows until 5 s have passed...
-        assert state_of(client, headers, cs_id).json()["state"] == "open"
-        # ...then the next poll asks Stripe again, and books it.
-        time.sleep(STRIPE_STATE_ASK_INTERVAL_SECONDS + 0.2)
         booked = state_of(client, headers, cs_id).json()
     finally:
         stripe_sandbox.resume()

@@ -1,7 +1,6 @@
 """The whole stack as separate processes on 127.0.0.1, for the chaos suite.
 
-gunicorn (API), two Celery workers, two Celery beats (one too many, as a deployment mistake
-makes) and the Stripe sandbox; PostgreSQL and
+gunicorn (API), two Celery workers, Celery beat and the Stripe sandbox; PostgreSQL and
 Redis are the machine's shared servers, reached by the stack through loopback proxies
 (tests/e2e/chaos/proxy.py) that the test cuts to make them "unreachable". The pytest
 process itself talks to PostgreSQL directly, to set up and check.
@@ -20,7 +19,6 @@ import pytest
 from stripe_sandbox.process import SandboxProcess
 from tests.e2e.chaos.proxy import TcpProxy
 from tests.stack import ROOT, ApiServer, CeleryProcess, ProcessOutput, suite_relays_paused, test_database_url
-from tests.xdist_worker import redis_db, worker_count, worker_index
 
 SWEEP_EVERY_SECONDS = 5
 
@@ -32,16 +30,11 @@ def _with_address(url: str, port: int, path: str | None = None) -> str:
 
 
 def stack_broker_db(suite_broker_url: str) -> int:
-    """The chaos stack's own Redis database: the run's base db plus the number of xdist
-    workers (1 without xdist). With a base db B and N workers the workers' suites use
-    B..B+N-1 (tests/xdist_worker.py) and the chaos stack B+N: test_chaos.py's tests share
-    an xdist group, so one chaos stack runs at a time. Never a suite's database: pytest-celery's
-    in-process session worker consumes that one, and must never take the stack's tasks."""
-    db = redis_db(suite_broker_url) - worker_index() + worker_count()
-    if db > 15:
-        raise RuntimeError(f"the chaos stack would need Redis db {db} (0-15 exist): lower the base db of "
-                           f"CELERY_BROKER_URL ({suite_broker_url}) or run fewer xdist workers")
-    return db
+    """The stack's own Redis database: the suite's plus 8. pytest-celery's in-process
+    session worker (started by other tests in the same run) consumes the suite's
+    database, and must never take the stack's tasks."""
+    path = urlparse(suite_broker_url).path.strip("/")
+    return (int(path or 0) + 8) % 16
 
 
 @dataclass
@@ -52,11 +45,9 @@ class ChaosStack:
     api: ApiServer
     workers: list[CeleryProcess]
     beat: CeleryProcess
-    beat2: CeleryProcess
     env: dict[str, str]
     stripe_secret_key: str
     webhook_secret: str
-    connect_webhook_secret: str
     broker: tuple[str, int, int] = ("127.0.0.1", 6379, 0)  # the real Redis and the stack's db
     command_output: list[str] = field(default_factory=list)
 
@@ -69,15 +60,6 @@ class ChaosStack:
         with redis.Redis(host=host, port=port, db=db, socket_timeout=5) as client:
             messages = client.hvals("unacked")
         return [json.loads(message)[0]["headers"]["task"] for message in messages]
-
-    def task_send(self, name: str) -> None:
-        """Send a task by its registered name to the stack's workers, as beat does. The
-        message carries no time limits of this process: the workers' own apply."""
-        from worker import app
-
-        host, port, db = self.broker
-        with app.connection_for_write(f"redis://{host}:{port}/{db}") as connection:
-            app.send_task(name, connection=connection, time_limit=None, soft_time_limit=None)
 
     def manage(self, *arguments: str, timeout: float = 120, check: bool = True) -> str:
         """`python manage.py ...` as one more stack process (through the proxies); its output
@@ -93,7 +75,7 @@ class ChaosStack:
 
     def logs(self) -> str:
         """Everything the stack's processes printed so far."""
-        parts = [self.api.log(), self.beat.log(), self.beat2.log(), *(worker.log() for worker in self.workers),
+        parts = [self.api.log(), self.beat.log(), *(worker.log() for worker in self.workers),
                  sandbox_log(self.sandbox), *self.command_output]
         return "\n".join(parts)
 
@@ -108,15 +90,14 @@ def sandbox_log(sandbox: SandboxProcess) -> str:
 
 
 def _beat_schedule_fast() -> None:
-    """Beat's sweeps, hold expiry and payouts_run every few seconds instead of every minute
-    (the sweeps still only take rows stuck for over a minute, or holds past their time, so this
-    only shortens beat's own latency). The reconciler is not scheduled: the test runs it at the
-    moments the issue names."""
+    """Beat's sweeps every few seconds instead of every minute (they still only take
+    rows stuck for over a minute, so this only shortens beat's own latency). The
+    reconciler is not scheduled: the test runs it at the moments the issue names."""
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
     PeriodicTask.objects.all().delete()
     every, _ = IntervalSchedule.objects.get_or_create(every=SWEEP_EVERY_SECONDS, period=IntervalSchedule.SECONDS)
-    for sweep in ("webhook_events_sweep", "followups_sweep", "checkout_holds_expire", "payouts_run"):
+    for sweep in ("webhook_events_sweep", "followups_sweep"):
         PeriodicTask.objects.create(name=sweep, task=sweep, interval=every)
 
 
@@ -140,7 +121,6 @@ def chaos_stack(transactional_db):
 
     stripe_secret_key = f"sk_test_chaos_{secrets.token_hex(12)}"
     webhook_secret = f"whsec_chaos_{secrets.token_hex(12)}"
-    connect_webhook_secret = f"whsec_chaos_connect_{secrets.token_hex(12)}"
     postgres = TcpProxy(database.hostname or "127.0.0.1", database.port or 5432, name="postgres").start()
     redis_proxy = TcpProxy(broker.hostname or "127.0.0.1", broker.port or 6379, name="redis").start()
     env = {
@@ -148,11 +128,6 @@ def chaos_stack(transactional_db):
         "CELERY_BROKER_URL": _with_address(suite_broker, redis_proxy.port, path=f"/{broker_db}"),
         "STRIPE_SECRET_KEY": stripe_secret_key,
         "STRIPE_WEBHOOK_SECRET": webhook_secret,
-        "STRIPE_CONNECT_WEBHOOK_SECRET": connect_webhook_secret,
-        # Every session booked in the coming days has "taken place": payouts go from the first
-        # booking on, so refunds and cancels meet sessions already paid out (reversals).
-        "PAYOUT_DELAY_HOURS": str(-24 * 60),
-        "PLATFORM_FEE_PERCENT": "15",
         "TASK_RETRY_BASE_SECONDS": "0.2",
         "TASK_MAX_RETRIES": "8",
         # Short dependency timeouts, so the blackhole phase answers within the test's patience
@@ -177,21 +152,17 @@ def chaos_stack(transactional_db):
     # Few, quick retries: a webhook refused during the PostgreSQL outage runs out of
     # attempts, so the reconciler has real work, while short blips heal by retry.
     sandbox = SandboxProcess(webhook_url=f"{api.url}/api/payments/webhook", webhook_secret=webhook_secret,
-                             connect_webhook_url=f"{api.url}/api/payments/connect-webhook",
-                             connect_webhook_secret=connect_webhook_secret,
                              retry_base=0.2, max_attempts=5, retry_max_delay=1.0, webhook_timeout=10)
     env["STRIPE_API_BASE"] = sandbox.api_base
     workers = [CeleryProcess("worker", name=f"chaos{n}", env=env) for n in (1, 2)]
-    # Beat running twice: every periodic task is sent twice; payouts_run must still pay once.
-    beat, beat2 = CeleryProcess("beat", name="beat", env=env), CeleryProcess("beat", name="beat2", env=env)
+    beat = CeleryProcess("beat", name="beat", env=env)
     stack = ChaosStack(postgres=postgres, redis=redis_proxy, sandbox=sandbox, api=api, workers=workers, beat=beat,
-                       beat2=beat2, env=env, stripe_secret_key=stripe_secret_key, webhook_secret=webhook_secret,
-                       connect_webhook_secret=connect_webhook_secret,
+                       env=env, stripe_secret_key=stripe_secret_key, webhook_secret=webhook_secret,
                        broker=(broker.hostname or "127.0.0.1", broker.port or 6379, broker_db))
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the timeline
     started = []
     try:
-        for process in (sandbox, api, *workers, beat, beat2):
+        for process in (sandbox, api, *workers, beat):
             process.start()
             started.append(process)
         with suite_relays_paused():

@@ -106,10 +106,10 @@ def test_make_run_on_a_fresh_clone_serves_the_seeded_api_and_runs_tasks(tmp_path
         # make run made its secret key once, under var/ (not in git), and handed it to its processes.
         secret_key = (clone / "var" / "django_secret_key").read_text().strip()
         assert len(secret_key) >= 50 and secret_key not in (ROOT / "Makefile").read_text()
-        # bin/manage: manage.py in make run's environment (its key, the sandbox's settings).
         subprocess.run(
-            ["bin/manage", "shell", "-c", "from backend.tasks import mentor_stats_recompute_task as t; t.delay(1)"],
-            cwd=clone, env=env, check=True, timeout=60,
+            [".venv/bin/python", "manage.py", "shell", "-c",
+             "from backend.tasks import mentor_stats_recompute_task as t; t.delay(1)"],
+            cwd=clone, env={**env, "DJANGO_SECRET_KEY": secret_key}, check=True, timeout=60,
         )
         assert output.wait_for("Task mentor_stats_recompute[", "succeeded", timeout=60), output.tail()
         status, mentor = get_json(f"{base}/api/mentors/1")

@@ -1,22 +1,18 @@
 """Issue 9, items 4, 5, 7, 8, 11: late webhooks and lapsed holds, delayed debits at start
 time, bounded retries, isolated safety nets, idempotency keys across databases."""
-import json
 import time
 from datetime import timedelta
 
-import httpx
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from backend.models import Checkout, Installation, Notification, Refund, Session, WebhookEvent
 from backend.services.reconciliation import checkout_holds_expire, payments_reconcile, webhook_events_sweep
 from backend.services.sessions import sessions_complete_past, sessions_unpaid_at_start_cancel
 from backend.tasks.webhooks import process_webhook_event
-from tests.conftest import WEBHOOK_SECRET
 from tests.factories import book, future_slot, login, make_mentor, make_user
-from tests.flows.conftest import charge_of, checkout, paid_session, wait_for
-from tests.webhooks import signature_header
+from tests.flows.conftest import charge_of, checkout, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -209,15 +205,13 @@ def test_events_about_another_integrations_payment_are_ignored_not_retried(clien
 # --- 8. One bad item never stops the safety nets -----------------------------------------
 
 
-def test_one_bad_hold_does_not_stop_hold_expiry_or_reconcile(client, payments, settings):
+def test_one_bad_hold_does_not_stop_hold_expiry_or_reconcile(client, payments):
     mentor = make_mentor()
     payments.pause()
     bad = checkout(client, make_user(), mentor, scheduled_at=future_slot(days=3, hour=9))
+    Checkout.objects.filter(stripe_checkout_session_id=bad).update(stripe_checkout_session_id="cs_test_gone_from_stripe")
     paid = checkout(client, make_user(), mentor, scheduled_at=future_slot(days=3, hour=12))
     payments.pay(paid)
-    # Stripe times out on everything about the bad one, and only on it.
-    settings.STRIPE_TIMEOUT_SECONDS, settings.STRIPE_MAX_NETWORK_RETRIES = 1.0, 0
-    payments.set_api_faults(latency_ms=3000, path_prefix=f"/v1/checkout/sessions/{bad}")
 
     assert payments_reconcile()["errors"] == 1
     assert wait_for(lambda: Session.objects.filter(stripe_checkout_session_id=paid, payment_status="paid").exists())
@@ -226,8 +220,7 @@ def test_one_bad_hold_does_not_stop_hold_expiry_or_reconcile(client, payments, s
     Checkout.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     assert checkout_holds_expire() == 1
     assert Checkout.objects.get(stripe_checkout_session_id=lapsed).status == "expired"
-    assert Checkout.objects.get(stripe_checkout_session_id=bad).status == "open"
-    payments.set_api_faults(latency_ms=0)
+    assert Checkout.objects.get(stripe_checkout_session_id="cs_test_gone_from_stripe").status == "open"
     payments.resume()
 
 
@@ -268,60 +261,3 @@ def test_a_reset_database_does_not_reuse_the_stripe_idempotency_keys(client, pay
     stripe_session = payments.stripe_client().v1.checkout.sessions.retrieve(again)
     assert stripe_session.amount_total == 5000
     assert stripe_session.metadata["install_id"] == Installation.objects.get().install_id
-
-
-# --- Issue 20, item 6: the pending-debit policy asks Stripe first -------------------------------
-
-
-def test_a_debit_that_cleared_with_its_event_late_is_settled_paid_at_start_not_cancelled(client, payments, mailoutbox):
-    mentor, mentee = make_mentor(), make_user()
-    cs_id = checkout(client, mentee, mentor)
-    assert payments.pay(cs_id, method="bank_debit", outcome="succeeded", settle_after=3600)["outcome"] == "processing"
-    session = wait_for(lambda: Session.objects.filter(stripe_checkout_session_id=cs_id).first())
-    payments.wait_until_delivered()
-    payments.pause()  # Stripe's events are late (a backlog, retries)
-    payments.advance_clock(3700)  # the debit clears at Stripe
-    Session.objects.filter(pk=session.pk).update(scheduled_at=timezone.now() - timedelta(minutes=1),
-                                                 ends_at=timezone.now() + timedelta(minutes=59))  # it starts now
-
-    assert sessions_unpaid_at_start_cancel() == 0
-
-    session.refresh_from_db()
-    assert (session.status, session.payment_status) == ("scheduled", "paid")
-    wait_for(lambda: Notification.objects.filter(session=session, kind="booked", sent_at__isnull=False).count() == 2,
-             message="the booking confirmed to both")
-    payments.resume()  # the late event changes nothing
-    payments.wait_until_delivered()
-    wait_for(lambda: WebhookEvent.objects.filter(type="checkout.session.async_payment_succeeded",
-                                                 status="processed").exists())
-    assert not Refund.objects.exists() and Session.objects.get(pk=session.pk).status == "scheduled"
-    assert not Notification.objects.filter(session=session, kind="cancelled").exists()
-
-
-# --- Issue 20, item 12: no Stripe call under an event's lock ---------------------------------
-
-
-def test_an_event_waiting_on_a_slow_stripe_holds_no_lock_on_its_row(client, live_server, payments):
-    session = paid_session(client, payments, make_user(), make_mentor())
-    payments.wait_until_delivered()
-    payments.pause()
-    payments.refund_charge(charge_of(payments, session.stripe_payment_id), amount=1000)  # in the Dashboard
-    refunded = next(e for e in payments.stripe_client().v1.events.list({"limit": 20}).data if e.type == "charge.refunded")
-    event = refunded.to_dict()
-    del event["data"]["object"]["refunds"]  # newer API versions leave them out: the handler asks Stripe
-    payments.set_api_faults(latency_ms=3000, path_prefix="/v1/refunds")  # and Stripe is slow to answer
-
-    payload = json.dumps(event).encode()
-    response = httpx.post(f"{live_server.url}/api/payments/webhook", content=payload,
-                          headers={"Stripe-Signature": signature_header(payload, WEBHOOK_SECRET),
-                                   "Content-Type": "application/json"})
-    assert response.status_code == 200
-    row = wait_for(lambda: WebhookEvent.objects.filter(stripe_event_id=refunded.id, status="processing").first(),
-                   message="the worker on it")
-    time.sleep(0.5)  # it is waiting for Stripe's refund list now
-    with transaction.atomic():  # a duplicate, the admin's retry, the sweep: none waits behind Stripe
-        WebhookEvent.objects.select_for_update(nowait=True).get(pk=row.pk)
-        Session.objects.select_for_update(nowait=True).get(pk=session.pk)
-    wait_for(lambda: Session.objects.get(pk=session.pk).refunded_amount == 1000, timeout=30, message="recorded")
-    payments.set_api_faults(latency_ms=0)
-    payments.resume()

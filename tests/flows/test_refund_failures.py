@@ -2,22 +2,15 @@
 Stripe fails later, stale refund events, Dashboard refunds racing a cancel, amount
 mismatches, and the emails and admin alerts each one sends (once, after commit)."""
 import json
-import time
 from datetime import datetime, timedelta
 
 import httpx
-import psycopg2
 import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
-from django.db import connection
 from django.utils import timezone
 
-from backend import stripe_gateway
 from backend.models import Checkout, Notification, Refund, Session, WebhookEvent
-from backend.services.installation import idempotency_key, stripe_metadata
-from backend.services.reconciliation import followups_sweep
-from tests import stack
 from tests.conftest import WEBHOOK_SECRET
 from tests.factories import future_slot, login, make_mentor, make_session, make_user
 from tests.flows.conftest import charge_of, checkout, paid_session, wait_for
@@ -224,127 +217,3 @@ def test_an_address_the_mail_server_refuses_for_good_is_not_retried_by_the_task_
         Session.objects.filter(pk=session.pk).update(updated_at=timezone.now() - timedelta(minutes=2))
         assert followups_sweep()["notifications"] == 0
         assert smtp.rcpt_to.count(mentee.email.lower()) == 1
-
-
-# --- Issue 20, items 9-11 ------------------------------------------------------------------
-
-
-def test_a_refund_backing_off_is_left_to_its_retry_by_the_sweep_and_its_attempts_stay_bounded(client, payments,
-                                                                                             settings):
-    mentee = make_user()
-    session = paid_session(client, payments, mentee, make_mentor())
-    settings.TASK_RETRY_BASE_SECONDS = 30.0  # its first retry waits 15 to 30 s
-    settings.STRIPE_API_BASE = "http://127.0.0.1:9"  # Stripe unreachable
-    cancel(client, mentee, session)
-    refund = wait_for(lambda: Refund.objects.filter(session=session, attempts=1, next_attempt_at__isnull=False).first(),
-                      timeout=30, message="first attempt failed, retry scheduled")
-    # Later retries wait minutes: longer than the sweep's minute. It leaves the refund to its retry.
-    Refund.objects.filter(pk=refund.pk).update(updated_at=timezone.now() - timedelta(minutes=2))
-    assert followups_sweep()["refunds"] == 0
-
-    # The retry's message was lost (its worker died): once overdue, the sweep queues it again,
-    # and the attempts count on from the row: 1 + TASK_MAX_RETRIES (3), whichever chain makes them.
-    settings.TASK_RETRY_BASE_SECONDS = 0.1
-    Refund.objects.filter(pk=refund.pk).update(next_attempt_at=timezone.now() - timedelta(minutes=2),
-                                               updated_at=timezone.now() - timedelta(minutes=2))
-    assert followups_sweep()["refunds"] == 1
-    failed = wait_for(lambda: Refund.objects.filter(pk=refund.pk, status="failed").first(), timeout=30,
-                      message="failed after its attempts")
-    assert failed.attempts == 4
-    settings.STRIPE_API_BASE = payments.api_base
-    wait_for(lambda: admin_mails(f"Refund {refund.pk} failed"), message="admins told")
-    assert len(admin_mails(f"Refund {refund.pk} failed")) == 1
-
-
-def refund_meeting_a_dashboard_refund(client, sandbox, session, mentee, dashboard_amount: int | None) -> Refund:
-    """Cancel; while our refund request waits at Stripe, the Dashboard refunds `dashboard_amount`
-    (all when None) of the charge. Returns our refund once Stripe has answered it."""
-    sandbox.set_api_faults(latency_ms=2000, path_prefix="/v1/refunds")  # our request waits at Stripe...
-    try:
-        cancel(client, mentee, session)
-        wait_for(lambda: Refund.objects.filter(session=session, attempts=1).exists(), message="our refund sent")
-        time.sleep(0.5)
-        sandbox.refund_charge(charge_of(sandbox, session.stripe_payment_id), amount=dashboard_amount)  # ...meanwhile
-        return wait_for(lambda: Refund.objects.filter(session=session, reason__startswith="cancelled").exclude(
-            status="requested").first(), timeout=30, message="our refund decided")
-    finally:
-        sandbox.set_api_faults(latency_ms=0)
-
-
-def test_a_refund_meeting_a_dashboard_refund_of_everything_is_settled_not_failed(client, payments):
-    mentor, mentee = make_mentor(hourly_rate=9000), make_user()
-    session = paid_session(client, payments, mentee, mentor, scheduled_at=future_slot(days=3))
-
-    ours = refund_meeting_a_dashboard_refund(client, payments, session, mentee, dashboard_amount=None)
-
-    assert (ours.status, ours.stripe_refund_id) == ("canceled", None)  # Stripe said charge_already_refunded
-    assert "already refunded in full" in ours.last_error
-    wait_for(lambda: Session.objects.get(pk=session.pk).payment_status == "refunded", message="refunded")
-    assert [r.amount for r in payments.stripe_client().v1.refunds.list(
-        {"payment_intent": session.stripe_payment_id}).data] == [9000]  # the Dashboard's, once
-    payments.wait_until_delivered()
-    assert not admin_mails("not sent to Stripe") and not admin_mails("money is still held")
-
-
-def test_a_refund_meeting_a_dashboard_partial_refund_refunds_what_is_left_and_says_so(client, payments):
-    mentor, mentee = make_mentor(hourly_rate=9000), make_user()
-    session = paid_session(client, payments, mentee, mentor, scheduled_at=future_slot(days=3))
-
-    ours = refund_meeting_a_dashboard_refund(client, payments, session, mentee, dashboard_amount=3000)
-
-    assert (ours.status, ours.amount) == ("succeeded", 6000)  # Stripe said amount_too_large: the rest
-    assert "held only 6000 of the 9000 asked" in ours.last_error
-    wait_for(lambda: Session.objects.get(pk=session.pk).payment_status == "refunded", message="refunded in full")
-    assert sorted(r.amount for r in payments.stripe_client().v1.refunds.list(
-        {"payment_intent": session.stripe_payment_id}).data) == [3000, 6000]
-
-
-def test_a_refund_event_arriving_while_the_refund_task_writes_is_recorded_on_our_row(client, payments):
-    """refund_execute commits Stripe's id on our row just as the webhook looks for that row:
-    the event must find ours, not insert a second row for the same Stripe refund."""
-    mentee = make_user()
-    session = paid_session(client, payments, mentee, make_mentor(hourly_rate=9000))
-    ours = Refund.objects.create(session=session, amount=9000, currency="usd", reason="the task, played by the test")
-    task = psycopg2.connect(stack.test_database_url())  # the refund task's transaction, about to write
-    try:
-        with task.cursor() as cursor:
-            cursor.execute("SELECT id FROM backend_refund WHERE id = %s FOR UPDATE", [ours.pk])
-        stripe_refund = stripe_gateway.refund_create(
-            idempotency_key=idempotency_key("refund", f"{ours.pk}:9000"), payment_intent=session.stripe_payment_id,
-            amount=9000, metadata=stripe_metadata(refund_id=ours.pk, session_id=session.pk))
-        wait_for(lambda: waiting_on(task.get_backend_pid()), message="the webhook's handler waiting for our row")
-        with task.cursor() as cursor:
-            cursor.execute("UPDATE backend_refund SET stripe_refund_id = %s, status = 'succeeded' WHERE id = %s",
-                           [stripe_refund["id"], ours.pk])
-        task.commit()
-    finally:
-        task.close()
-    payments.wait_until_delivered()
-    wait_for(lambda: not WebhookEvent.objects.filter(status__in=["received", "processing"]).exists())
-    assert not WebhookEvent.objects.filter(status="failed").exists()
-    assert list(Refund.objects.values_list("pk", "stripe_refund_id")) == [(ours.pk, stripe_refund["id"])]
-    wait_for(lambda: Session.objects.get(pk=session.pk).payment_status == "refunded", message="refunded")
-
-
-def waiting_on(pid: int) -> int:
-    """How many database sessions wait for a lock the session `pid` holds."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))", [pid])
-        return cursor.fetchone()[0]
-
-
-def test_a_full_dashboard_refund_of_a_completed_session_keeps_it_completed_and_cancels_nothing(client, payments):
-    mentor, mentee = make_mentor(hourly_rate=9000), make_user()
-    session = paid_session(client, payments, mentee, mentor)
-    Session.objects.filter(pk=session.pk).update(status="completed")  # it took place
-
-    payments.refund_charge(charge_of(payments, session.stripe_payment_id))  # a goodwill refund, in full
-
-    refunded = wait_for(lambda: Session.objects.filter(pk=session.pk, payment_status="refunded").first(),
-                        message="refunded")
-    assert refunded.status == "completed"
-    wait_for(lambda: emails_to(mentee.email, "Refund issued"), message="the refund announced")
-    payments.wait_until_delivered()
-    wait_for(lambda: not WebhookEvent.objects.filter(status__in=["received", "processing"]).exists())
-    assert not Notification.objects.filter(session=session, kind="cancelled").exists()
-    assert not emails_to(mentee.email, "Session cancelled") and not emails_to(mentor.user.email, "Session cancelled")

@@ -1,8 +1,4 @@
 """Flows 7-8: holds expiring, lost slots, missed webhooks, and failures an admin retries."""
-import ast
-import re
-import uuid
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -13,14 +9,10 @@ from django.db import connection
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from backend.models import Checkout, Installation, Notification, Refund, Session, WebhookEvent
+from backend.models import Checkout, Notification, Refund, Session, WebhookEvent
 from backend.services.reconciliation import checkout_holds_expire, payments_reconcile, webhook_events_sweep
-from backend.services.webhook_outbox import CLAIM_LEASE
-from tests.conftest import STRIPE_TEST_KEY, WEBHOOK_SECRET
 from tests.factories import future_slot, login, make_mentor, make_user
-from tests.flows.conftest import charge_of, checkout, paid_session, wait_for
-from tests.stack import CeleryProcess
-from worker import app as celery_app
+from tests.flows.conftest import checkout, paid_session, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -119,9 +111,9 @@ def test_sweep_queues_events_stuck_in_received(client, payments):
     payments.pay(cs_id)
     payments_reconcile()  # stored...
     wait_for(lambda: Session.objects.filter(stripe_checkout_session_id=cs_id).exists())
-    # ...and one a relay claimed longer ago than a claim lasts but never published (it died in between):
+    # ...and one the relay claimed two minutes ago but never published (it died in between):
     WebhookEvent.objects.create(stripe_event_id="evt_stuck", type="checkout.session.expired", status="received",
-                                queued_at=timezone.now() - CLAIM_LEASE - timedelta(minutes=1),
+                                queued_at=timezone.now() - timedelta(minutes=2),
                                 payload={"id": "evt_stuck", "type": "checkout.session.expired",
                                          "data": {"object": {"id": "cs_not_ours", "metadata": {}}}})
     WebhookEvent.objects.filter(stripe_event_id="evt_stuck").update(updated_at=timezone.now() - timedelta(minutes=2))
@@ -215,100 +207,3 @@ def test_followups_whose_queuing_was_lost_are_queued_by_the_sweep(client, paymen
     wait_for(lambda: Mentor.objects.get(pk=mentor.pk).total_sessions == 0, message="stats recomputed")
     wait_for(lambda: Notification.objects.filter(session=session, kind="refunded", sent_at__isnull=False).count() == 2)
     assert followups_sweep()["refunds"] == 0
-
-
-# --- Issue 20, item 5: a backlog the reconcile can't read in one run ---------------------------
-
-
-@contextmanager
-def reconcile_worker(sandbox, *, soft_limit: int):
-    """A Celery worker process of its own (the prefork pool, where the task's soft time limit
-    is real), on a queue nothing else reads, pointed at the sandbox."""
-    tag = uuid.uuid4().hex[:8]
-    env = {"STRIPE_SECRET_KEY": STRIPE_TEST_KEY, "STRIPE_API_BASE": sandbox.api_base,
-           "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET, "CELERY_TASK_DEFAULT_QUEUE": f"reconcile_{tag}",
-           "CELERY_CONTROL_EXCHANGE": f"reconcile_{tag}", "CELERY_TASK_SOFT_TIME_LIMIT": str(soft_limit),
-           "CELERY_TASK_TIME_LIMIT": str(soft_limit + 10), "LOG_LEVEL": "INFO"}
-    with CeleryProcess("worker", name=f"reconcile{tag}", env=env) as worker:
-        worker.queue = f"reconcile_{tag}"
-        yield worker
-
-
-def reconcile_run(worker) -> dict:
-    """Send beat's `payments_reconcile` to the worker and wait for its summary line."""
-    done = len(re.findall(r"reconcile: (\{.*\})", worker.log()))
-    # No time limits in the message: the worker's own (this process's settings would be sent otherwise).
-    celery_app.send_task("payments_reconcile", queue=worker.queue, time_limit=None, soft_time_limit=None)
-    try:
-        wait_for(lambda: len(re.findall(r"reconcile: (\{.*\})", worker.log())) > done, timeout=60,
-                 message="the reconcile run's summary")
-    except AssertionError as exc:
-        said = "\n".join(line for line in worker.log().splitlines() if "reconcil" in line or "Time" in line)
-        raise AssertionError(f"{exc}; the worker said:\n{said[-6000:]}") from None
-    return ast.literal_eval(re.findall(r"reconcile: (\{.*\})", worker.log())[done])
-
-
-def test_reconcile_catches_up_a_backlog_too_large_for_one_run_behind_a_slow_event_list(client, payments):
-    """An outage leaves hundreds of events unsent, and Stripe's event list answers slowly: no
-    run can read them all before its time is up. Each run stops cleanly, keeps what it read,
-    and the next goes on from there, oldest first, until it has caught up. (`make chaos`
-    does the same with 5,000 events.)"""
-    mentor = make_mentor(hourly_rate=9000)
-    booked = [paid_session(client, payments, make_user(), mentor, scheduled_at=future_slot(days=2, hour=6 + n))
-              for n in range(3)]
-    payments.advance_clock(600)
-    paid_session(client, payments, make_user(), mentor, scheduled_at=future_slot(days=2, hour=10))
-    payments.wait_until_delivered()
-    assert payments_reconcile()["events_ingested"] == 0  # beat's runs were keeping up before the outage
-
-    payments.disable_endpoint()  # the outage: nothing Stripe creates from now on reaches the webhook
-    for session in booked:  # a Dashboard refund, then another integration's traffic, three times
-        payments.advance_clock(60)
-        payments.refund_charge(charge_of(payments, session.stripe_payment_id), amount=1000)
-        payments.abandon_sessions(250)
-    payments.enable_endpoint()
-    payments.set_api_faults(latency_ms=700, path_prefix="/v1/events")  # and Stripe's event list is slow
-
-    def refunded() -> list[bool]:
-        return [Session.objects.get(pk=s.pk).refunded_amount == 1000 for s in booked]
-
-    with reconcile_worker(payments, soft_limit=4) as worker:  # a run stops by itself after 2 s
-        first = reconcile_run(worker)
-        # Oldest first: the first refund's events are in, the last one's still to come.
-        first_stored = WebhookEvent.objects.filter(type="refund.created")
-        assert first_stored.filter(payload__data__object__payment_intent=booked[0].stripe_payment_id).exists()
-        assert not first_stored.filter(payload__data__object__payment_intent=booked[2].stripe_payment_id).exists()
-        assert first.get("caught_up") == 0 and first["events_ingested"] > 0
-        assert "reconcile: stopped" in worker.log()
-        assert Installation.objects.get().stripe_events_cursor  # where the next run goes on
-        runs = [first]
-        while not runs[-1].get("caught_up"):
-            assert len(runs) < 15, runs
-            runs.append(reconcile_run(worker))
-            assert runs[-1]["events_ingested"] > 0 or runs[-1]["caught_up"], runs  # every run gets further
-        payments.set_api_faults(latency_ms=0)
-        assert len(runs) >= 3 and sum(run["events_ingested"] for run in runs) >= 750 + 6
-        assert Installation.objects.get().stripe_events_cursor is None
-        wait_for(lambda: all(refunded()), timeout=90, message="every missed refund recorded")
-        wait_for(lambda: not WebhookEvent.objects.filter(status__in=["received", "processing"]).exists(),
-                 timeout=120, message="the backlog processed")
-    assert not WebhookEvent.objects.filter(status="failed").exists()
-    assert payments_reconcile()["events_ingested"] == 0  # nothing left behind
-
-
-# --- Issue 20, item 7: a hold whose Checkout Stripe no longer has ----------------------------
-
-
-def test_a_hold_whose_checkout_stripe_no_longer_has_is_released_and_the_admins_told_once(client, payments):
-    mentor = make_mentor()
-    start = future_slot(days=4)
-    cs_id = checkout(client, make_user(), mentor, scheduled_at=start)
-    payments.delete_session(cs_id)  # test data deleted at Stripe: every read of it is resource_missing
-    Checkout.objects.update(expires_at=timezone.now() - timedelta(seconds=1))  # its time is up
-
-    assert checkout_holds_expire() == 1
-    assert Checkout.objects.get(stripe_checkout_session_id=cs_id).status == "expired"
-    assert checkout(client, make_user(), mentor, scheduled_at=start)  # the slot can be sold again
-    assert checkout_holds_expire() == 0 and payments_reconcile()["errors"] == 0
-    alerts = [m for m in mail.outbox if m.to == ["admin@myroadmap.local"] and "unknown to Stripe" in m.subject]
-    assert len(alerts) == 1 and cs_id in alerts[0].body

@@ -163,8 +163,6 @@ def oversized_signed_event() -> tuple[bytes, str]:
     return signed(event, WEBHOOK_SECRET)
 
 
-# The gunicorn tests stay on one xdist worker (make test: --dist loadgroup): the server starts once.
-@pytest.mark.xdist_group("oversized_bodies_gunicorn")
 def test_over_a_mib_with_content_length_is_413_from_gunicorn(api_server):
     payload, header = oversized_signed_event()
     response = httpx.post(f"{api_server.url}/api/payments/webhook", content=payload, timeout=30,
@@ -174,7 +172,6 @@ def test_over_a_mib_with_content_length_is_413_from_gunicorn(api_server):
     assert not WebhookEvent.objects.exists()
 
 
-@pytest.mark.xdist_group("oversized_bodies_gunicorn")
 def test_over_a_mib_chunked_without_content_length_is_refused_by_gunicorn(api_server):
     payload, header = oversized_signed_event()
 

@@ -11,7 +11,6 @@ from stripe_sandbox.process import SandboxProcess
 from stripe_sandbox.receiver import WebhookReceiver
 
 WEBHOOK_SECRET = "whsec_sandbox_suite_secret"
-CONNECT_WEBHOOK_SECRET = "whsec_sandbox_suite_connect_secret"
 
 
 @pytest.fixture(scope="session")
@@ -21,16 +20,8 @@ def receiver():
 
 
 @pytest.fixture(scope="session")
-def connect_receiver():
-    """The platform's Connect endpoint: events of connected accounts arrive here."""
-    with WebhookReceiver(path="/connect-webhook") as running:
-        yield running
-
-
-@pytest.fixture(scope="session")
-def sandbox(receiver, connect_receiver):
+def sandbox(receiver):
     with SandboxProcess(webhook_url=receiver.url, webhook_secret=WEBHOOK_SECRET,
-                        connect_webhook_url=connect_receiver.url, connect_webhook_secret=CONNECT_WEBHOOK_SECRET,
                         retry_base=0.05, max_attempts=4, retry_max_delay=1.0) as running:
         yield running
 
@@ -41,11 +32,11 @@ def _clean_sandbox(request):
         yield
         return
     sandbox = request.getfixturevalue("sandbox")
+    receiver = request.getfixturevalue("receiver")
     sandbox.reset()
     _wait_until_nothing_in_flight(sandbox)
-    for receiver in (request.getfixturevalue("receiver"), request.getfixturevalue("connect_receiver")):
-        receiver.succeed()
-        receiver.clear()
+    receiver.succeed()
+    receiver.clear()
     yield
 
 

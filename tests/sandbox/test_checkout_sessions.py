@@ -155,26 +155,3 @@ def test_plain_form_posts_with_bracket_nesting_and_expand_brackets_work(sandbox)
     assert (created["amount_total"], created["currency"], created["metadata"]) == (5000, "eur", {"checkout_id": "5"})
     assert fetched["payment_intent"]["object"] == "payment_intent"
     assert fetched["payment_intent"]["amount_received"] == 5000
-
-
-def test_a_deleted_session_is_resource_missing_everywhere(client, sandbox):
-    session = create_session(client)
-
-    sandbox.delete_session(session.id)
-
-    for call in (lambda: client.v1.checkout.sessions.retrieve(session.id),
-                 lambda: client.v1.checkout.sessions.expire(session.id)):
-        with pytest.raises(stripe.InvalidRequestError) as missing:
-            call()
-        assert (missing.value.http_status, missing.value.code) == (404, "resource_missing")
-    assert session.id not in [s.id for s in client.v1.checkout.sessions.list().data]
-
-
-def test_abandoned_sessions_of_another_integration_each_expire_with_an_event(client, sandbox):
-    ids = sandbox.abandon_sessions(250)
-
-    assert len(set(ids)) == 250
-    expired = client.v1.events.list(params={"type": "checkout.session.expired", "limit": 100})
-    assert expired.has_more and {e.data.object.id for e in expired.data} <= set(ids)
-    assert all(e.data.object.status == "expired" and e.data.object.metadata.to_dict() == {} for e in expired.data)
-    assert client.v1.checkout.sessions.retrieve(ids[0]).status == "expired"

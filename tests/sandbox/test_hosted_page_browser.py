@@ -63,21 +63,3 @@ def test_cancel_in_chromium_goes_to_cancel_url(client, receiver, page):
     page.wait_for_url(f"{receiver.base_url}/sessions?cancelled=true")
 
     assert client.v1.checkout.sessions.retrieve(session.id).status == "open"
-
-
-def test_connect_onboarding_in_chromium_returns_to_the_platform_with_payouts_enabled(client, receiver, page):
-    account = client.v1.accounts.create(params={"controller": {"stripe_dashboard": {"type": "express"}},
-                                                "capabilities": {"transfers": {"requested": True}}})
-    link = client.v1.account_links.create(params={
-        "account": account.id, "type": "account_onboarding", "refresh_url": f"{receiver.base_url}/refresh",
-        "return_url": f"{receiver.base_url}/mentor/payouts?onboarding=return"})
-
-    page.goto(link.url)
-    assert page.get_by_test_id("onboarding-account").inner_text() == account.id
-    page.get_by_test_id("onboarding-complete").click()
-    page.wait_for_url(f"{receiver.base_url}/mentor/payouts?onboarding=return")
-
-    assert page.get_by_test_id("merchant-page").is_visible()
-    assert client.v1.accounts.retrieve(account.id).payouts_enabled is True
-    page.goto(link.url)  # used: Stripe sends the browser to refresh_url for a new link
-    assert page.url == f"{receiver.base_url}/refresh"

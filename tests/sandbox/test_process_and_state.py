@@ -26,20 +26,6 @@ def test_every_flag_can_come_from_the_environment(monkeypatch):
     assert parse_config(["--port", "13000"]).port == 13000  # a flag beats the environment
 
 
-def test_the_connect_endpoint_has_its_own_url_secret_and_events(monkeypatch):
-    monkeypatch.setenv("SANDBOX_CONNECT_WEBHOOK_URL", "http://127.0.0.1:8002/api/payments/connect-webhook")
-    monkeypatch.setenv("STRIPE_CONNECT_WEBHOOK_SECRET", "whsec_connect_from_env")
-
-    config = parse_config(["--connect-webhook-events", "account.updated,payout.failed"])
-
-    assert config.connect_webhook_url == "http://127.0.0.1:8002/api/payments/connect-webhook"
-    assert config.connect_webhook_secret == "whsec_connect_from_env"
-    assert config.connect_webhook_events == ("account.updated", "payout.failed")
-    monkeypatch.delenv("STRIPE_CONNECT_WEBHOOK_SECRET")
-    with pytest.raises(SystemExit):
-        parse_config(["--connect-webhook-url", "http://127.0.0.1:9/connect-webhook"])
-
-
 def test_webhook_url_without_a_secret_is_refused(monkeypatch):
     monkeypatch.delenv("STRIPE_WEBHOOK_SECRET", raising=False)
 

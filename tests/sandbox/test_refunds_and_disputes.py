@@ -133,38 +133,3 @@ def test_dispute_opens_on_the_charge_and_blocks_refunds(client, sandbox, receive
     assert refused.value.code == "charge_disputed"
     with pytest.raises(SandboxControlError):
         sandbox.dispute_charge(charge.id)
-
-
-def test_a_refund_the_customers_bank_returns_days_later_fails_then(client, sandbox, receiver):
-    session, intent, charge = paid_session(sandbox, client)
-    refund = client.v1.refunds.create(params={"charge": charge.id, "amount": 2000})
-
-    sandbox.fail_refund(refund.id, after=3 * 24 * 3600, reason="lost_or_stolen_card")
-    sandbox.advance_clock(2 * 24 * 3600)
-    assert client.v1.refunds.retrieve(refund.id).status == "succeeded"  # not yet
-    sandbox.advance_clock(24 * 3600)
-
-    failed = receiver.wait_for_event("refund.failed", id=refund.id)
-    assert failed["data"]["object"]["failure_reason"] == "lost_or_stolen_card"
-    assert failed["created"] >= refund.created + 3 * 24 * 3600  # the event is days newer than the refund
-    assert client.v1.charges.retrieve(charge.id).amount_refunded == 0
-    with pytest.raises(SandboxControlError) as refused:
-        sandbox.fail_refund(refund.id)
-    assert refused.value.status_code == 400
-
-
-def test_a_dispute_closes_lost_or_won_with_charge_dispute_closed(client, sandbox, receiver):
-    _, intent, charge = paid_session(sandbox, client)
-    dispute = sandbox.dispute_charge(charge.id)
-
-    closed = sandbox.close_dispute(dispute["id"], "lost")
-
-    event = receiver.wait_for_event("charge.dispute.closed", id=dispute["id"])
-    assert event["data"]["object"]["status"] == "lost" and closed["status"] == "lost"
-    assert event["data"]["previous_attributes"] == {"status": "needs_response"}
-    assert (event["data"]["object"]["amount"], event["data"]["object"]["payment_intent"]) == (4500, intent.id)
-    assert client.v1.disputes.retrieve(dispute["id"]).status == "lost"
-    with pytest.raises(SandboxControlError):
-        sandbox.close_dispute(dispute["id"], "won")  # closed once
-    with pytest.raises(SandboxControlError):
-        sandbox.close_dispute(sandbox.dispute_charge(paid_session(sandbox, client)[2].id)["id"], "maybe")

@@ -9,7 +9,7 @@ import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.models import Permission
 
-from backend.models import Checkout, Mentor, Refund, Session, User, WebhookEvent
+from backend.models import Refund, Session, User, WebhookEvent
 from tests.factories import PASSWORD, login, make_mentor, make_session, make_user
 
 pytestmark = pytest.mark.django_db
@@ -114,42 +114,6 @@ def test_only_its_mentee_or_mentor_cancels_a_session(client, world, actor, sessi
         assert not Refund.objects.filter(session=target).exists()
 
 
-# --- Moving one session (the same reach as cancelling) -----------------------------------------
-
-@pytest.mark.parametrize("actor,session", [(a, s) for a, row in CANCEL.items() for s in row])
-def test_only_its_mentee_or_mentor_moves_a_session(client, world, actor, session):
-    target = world.sessions[session]
-    new_start = (target.scheduled_at + timedelta(days=2)).replace(minute=0, second=0)
-    response = client.post(f"/api/sessions/{target.id}/reschedule", {"scheduled_at": new_start.isoformat()},
-                           content_type="application/json", **world.headers[actor])
-    assert response.status_code == CANCEL[actor][session], response.content
-    target_now = Session.objects.get(pk=target.pk)
-    assert (target_now.scheduled_at == new_start) == (response.status_code == 200)
-
-
-# --- A mentor's own schedule, profile and bookings ---------------------------------------------
-
-#               actor        -> GET /api/mentors/me/schedule, /me/bookings, /me
-MENTOR_OWN = {"anonymous": 401, "mentee_a": 403, "mentee_b": 403, "mentor": 200, "staff": 403}
-
-
-@pytest.mark.parametrize("actor", ACTORS)
-@pytest.mark.parametrize("path", ["/api/mentors/me/schedule", "/api/mentors/me/bookings", "/api/mentors/me"])
-def test_only_a_mentor_reads_their_own_schedule_profile_and_bookings(client, world, actor, path):
-    response = client.get(path, **world.headers[actor])
-    assert response.status_code == MENTOR_OWN[actor], response.content
-    if path == "/api/mentors/me/bookings" and actor == "mentor":
-        assert {s["id"] for s in response.json()["items"]} == {s.id for s in world.sessions.values()}
-
-
-@pytest.mark.parametrize("actor", ACTORS)
-def test_only_a_mentor_edits_their_own_profile(client, world, actor):
-    response = client.patch("/api/mentors/me", {"hourly_rate": 1}, content_type="application/json",
-                            **world.headers[actor])
-    assert response.status_code == MENTOR_OWN[actor], response.content
-    assert Mentor.objects.get(pk=world.mentor_id).hourly_rate == (1 if actor == "mentor" else 12000)
-
-
 # --- Who am I ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("actor", ACTORS)
@@ -199,17 +163,11 @@ def test_a_refresh_token_stops_working_when_its_user_is(client, world, change):
 # --- Public and private endpoints ----------------------------------------------------------
 
 PUBLIC = ["/api/mentors", "/api/mentors/{mentor_id}", "/api/mentors/{mentor_id}/availability",
-          "/api/mentors/{mentor_id}/slots", "/api/mentors/{mentor_id}/schedule", "/api/payments/config", "/api/health", "/api/health/live",
+          "/api/mentors/{mentor_id}/schedule", "/api/payments/config", "/api/health", "/api/health/live",
           "/api/openapi.json", "/api/docs"]
 BEARER_ONLY = [("get", "/api/auth/me"), ("get", "/api/sessions"), ("get", "/api/sessions/{session_id}"),
                ("post", "/api/sessions/{session_id}/cancel"), ("post", "/api/payments/create-checkout-session"),
-               ("get", "/api/payments/checkout-sessions/{cs_id}"), ("delete", "/api/payments/checkout-sessions/{cs_id}"),
-               ("put", "/api/mentors/me/schedule"),
-               ("patch", "/api/auth/me"), ("post", "/api/sessions/{session_id}/reschedule"),
-               ("get", "/api/mentors/me/schedule"), ("get", "/api/mentors/me/bookings"), ("get", "/api/mentors/me"),
-               ("patch", "/api/mentors/me"),
-               ("get", "/api/mentors/me/payout-account"), ("post", "/api/mentors/me/payout-account"),
-               ("get", "/api/mentors/me/payouts"), ("post", "/api/auth/verify-email")]
+               ("get", "/api/payments/checkout-sessions/{cs_id}"), ("put", "/api/mentors/me/schedule")]
 
 
 @pytest.mark.parametrize("path", PUBLIC)
@@ -233,26 +191,11 @@ def test_every_operation_in_the_openapi_is_covered_by_this_matrix(client):
     covered = {("get", p) for p in PUBLIC if p.startswith("/api/") and p not in ("/api/openapi.json", "/api/docs")}
     covered |= set(BEARER_ONLY)
     covered |= {("post", "/api/auth/register"), ("post", "/api/auth/login"), ("post", "/api/auth/refresh"),
-                ("post", "/api/auth/logout"),  # the refresh token is the credential: tests/api/test_auth.py
                 ("post", "/api/payments/webhook"),  # public by design: tests/api and test_secrets.py
-                ("post", "/api/payments/connect-webhook"),  # the same, for Connect: tests/flows/test_payouts.py
                 ("get", "/api/health/ready")}  # public, 200 or 503 by the stack's state: tests/ops
     operations = {(method, path) for path, ops in client.get("/api/openapi.json").json()["paths"].items()
                   for method in ops}
     assert operations == covered
-
-
-#                actor -> status of the mentor-only payout endpoints (GET; POST for those that are not the mentor)
-PAYOUTS_READ = {"anonymous": 401, "mentee_a": 403, "mentee_b": 403, "mentor": 200, "staff": 403}
-
-
-@pytest.mark.parametrize("actor", ACTORS)
-@pytest.mark.parametrize("path", ["/api/mentors/me/payout-account", "/api/mentors/me/payouts"])
-def test_payout_endpoints_are_the_mentors_own(client, world, actor, path):
-    response = client.get(path, **world.headers[actor])
-    assert response.status_code == PAYOUTS_READ[actor], response.content
-    if actor != "mentor":  # the mentor's POST would open a Stripe account: tests/flows/test_payouts.py
-        assert client.post("/api/mentors/me/payout-account", **world.headers[actor]).status_code == PAYOUTS_READ[actor]
 
 
 # --- Admin money actions ------------------------------------------------------------------------
@@ -263,10 +206,6 @@ ADMIN_ACTORS = {
     "viewer": ["view_session", "view_refund", "view_webhookevent", "view_checkout"],
     "refunder": ["view_session", "view_refund", "refund_session"],
     "retrier": ["view_webhookevent", "retry_webhook_event"],
-    "editor": ["view_session", "change_session", "view_checkout", "change_checkout"],
-    "holder": ["view_payout", "hold_payout"],
-    "releaser": ["view_payout", "release_payout"],
-    "payout_retrier": ["view_payout", "retry_payout"],
     "superuser": None,
 }
 
@@ -289,25 +228,16 @@ def logged(staff, obj) -> list[str]:
 REFUND_ACTION = {"viewer": False, "refunder": True, "retrier": False, "superuser": True}
 RETRY_EVENT_ACTION = {"viewer": False, "refunder": False, "retrier": True, "superuser": True}
 RETRY_REFUND_ACTION = {"viewer": False, "refunder": True, "retrier": False, "superuser": True}
-#                    action -> (the status it needs, the status it makes, who may run it)
-PAYOUT_ACTIONS = {
-    "hold_selected": ("scheduled", "held", {"holder", "superuser"}),
-    "release_selected": ("held", "scheduled", {"releaser", "superuser"}),
-    "retry_selected": ("failed", "scheduled", {"payout_retrier", "superuser"}),
-}
 
 
 @pytest.mark.parametrize("actor", REFUND_ACTION)
 def test_only_staff_with_refund_session_refund_from_the_admin(client, world, actor):
     staff = admin_client(client, actor)
     target = world.sessions["of_a"]
-    selected = {"action": "refund_sessions", "_selected_action": [target.pk]}
-    client.post("/admin/backend/session/", selected)  # the confirmation page: nothing happens yet
-    assert not Refund.objects.filter(session=target).exists()
-    client.post("/admin/backend/session/", {**selected, "post": "yes", "reason": "Mentor unavailable"})
+    client.post("/admin/backend/session/", {"action": "refund_sessions", "_selected_action": [target.pk]})
     refunds = Refund.objects.filter(session=target)
     assert refunds.exists() == REFUND_ACTION[actor]
-    assert logged(staff, target) == ([f"Refund {refunds.get().pk} of 120.00 USD requested. Reason: Mentor unavailable"]
+    assert logged(staff, target) == ([f"Refund {refunds.get().pk} of {target.amount} {target.currency} requested"]
                                      if REFUND_ACTION[actor] else [])
 
 
@@ -336,24 +266,7 @@ def test_only_staff_with_refund_session_retry_refunds(client, world, actor):
     assert logged(staff, refund) == (["Retry asked (status was failed)"] if RETRY_REFUND_ACTION[actor] else [])
 
 
-@pytest.mark.parametrize("action", PAYOUT_ACTIONS)
-@pytest.mark.parametrize("actor", ["viewer", "holder", "releaser", "payout_retrier", "superuser"])
-def test_each_payout_action_needs_its_own_permission(client, world, action, actor):
-    from backend.models import Payout
-
-    staff = admin_client(client, actor)
-    before, after, allowed = PAYOUT_ACTIONS[action]
-    target = world.sessions["of_a"]
-    payout = Payout.objects.create(session=target, mentor_id=target.mentor_id, currency=target.currency,
-                                   amount=target.amount, status=before, held_by_admin=before == "held")
-    client.post("/admin/backend/payout/", {"action": action, "_selected_action": [payout.pk]})
-    payout.refresh_from_db()
-    assert (payout.status == after) == (actor in allowed)
-    assert bool(logged(staff, payout)) == (actor in allowed)
-
-
-@pytest.mark.parametrize("model", ["session", "refund", "checkout", "webhookevent", "payout", "payoutreversal",
-                                   "payoutaccount"])
+@pytest.mark.parametrize("model", ["session", "refund", "checkout", "webhookevent"])
 def test_not_even_a_superuser_adds_or_deletes_ledger_rows_in_the_admin(client, world, model):
     admin_client(client, "superuser")
     assert client.get(f"/admin/backend/{model}/add/").status_code == 403
@@ -377,49 +290,6 @@ def test_money_fields_are_read_only_in_the_admin(client, world):
     target.refresh_from_db()
     assert (target.amount, target.payment_status, target.stripe_payment_id) != (1, "refunded", "pi_forged")
     assert target.payment_status == Session.PaymentStatus.PAID
-
-
-@pytest.mark.parametrize("actor", ["editor", "superuser"])
-def test_staff_cannot_cancel_without_the_refund_or_move_a_session_to_another_mentor(client, world, actor, mailoutbox):
-    admin_client(client, actor)
-    target = world.sessions["of_a"]
-    before = (target.status, target.mentor_id, target.mentee_id, target.scheduled_at, target.ends_at,
-              target.duration_minutes)
-    other_mentor = make_mentor(name="Takes the earnings")
-    form = client.get(f"/admin/backend/session/{target.pk}/change/").content.decode()
-    for field in ("status", "mentor", "mentee", "scheduled_at_0", "duration_minutes", "ends_at_0"):
-        assert f'name="{field}"' not in form, field
-    # A forged POST of the whole form: only the booking's text changes.
-    response = client.post(f"/admin/backend/session/{target.pk}/change/", {
-        "title": "Edited", "description": "", "status": "cancelled", "mentor": other_mentor.pk,
-        "mentee": other_mentor.user_id, "scheduled_at_0": "2030-01-01", "scheduled_at_1": "09:00:00",
-        "ends_at_0": "2030-01-01", "ends_at_1": "10:00:00", "duration_minutes": 60,
-        # The read-only moves inline's management form, as the browser sends it.
-        "reschedules-TOTAL_FORMS": "0", "reschedules-INITIAL_FORMS": "0"})
-    assert response.status_code == 302
-    target.refresh_from_db()
-    assert target.title == "Edited"
-    assert (target.status, target.mentor_id, target.mentee_id, target.scheduled_at, target.ends_at,
-            target.duration_minutes) == before
-    assert not Refund.objects.filter(session=target).exists() and mailoutbox == []
-    # Cancelling is the Refund action, which needs its own permission (refund, emails, stats).
-    client.post("/admin/backend/session/", {"action": "refund_sessions", "_selected_action": [target.pk],
-                                            "post": "yes", "reason": "The mentee asked support"})
-    assert Refund.objects.filter(session=target).exists() == (actor == "superuser")
-
-
-def test_a_hold_and_a_mentors_account_are_not_edited_by_hand(client, world):
-    admin_client(client, "superuser")
-    checkout = Checkout.objects.create(
-        mentee_id=world.sessions["of_a"].mentee_id, mentor_id=world.sessions["of_a"].mentor_id, title="Hold",
-        scheduled_at=world.sessions["of_a"].scheduled_at, duration_minutes=60, ends_at=world.sessions["of_a"].ends_at,
-        amount=1000, currency="usd", expires_at=world.sessions["of_a"].scheduled_at)
-    form = client.get(f"/admin/backend/checkout/{checkout.pk}/change/").content.decode()
-    for field in ("mentor", "mentee", "scheduled_at_0", "status", "expires_at_0", "title"):
-        assert f'name="{field}"' not in form, field
-    mentor = world.sessions["of_a"].mentor
-    assert 'name="user"' not in client.get(f"/admin/backend/mentor/{mentor.pk}/change/").content.decode()
-    assert 'name="user"' in client.get("/admin/backend/mentor/add/").content.decode()
 
 
 def test_refunds_and_checkouts_show_their_money_fields_read_only(client, world):

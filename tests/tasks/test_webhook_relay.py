@@ -2,20 +2,16 @@
 what was stored. Real PostgreSQL, Redis and worker; the broken broker is a closed port."""
 import select
 import time
-from datetime import timedelta
 
 import httpx
 import psycopg2
 import pytest
 from django.db import connection, transaction
-from django.utils import timezone
 
 from backend.models import WebhookEvent
-from backend.services.reconciliation import webhook_events_sweep
-from backend.services.webhook_outbox import CLAIM_LEASE, NOTIFY_CHANNEL, webhook_events_claim_stale
+from backend.services.webhook_outbox import NOTIFY_CHANNEL
 from backend.services.webhooks import webhook_event_store
 from backend.tasks.relay import webhook_events_relay
-from backend.tasks.webhooks import process_webhook_event
 from tests import stack
 from tests.conftest import WEBHOOK_SECRET
 from tests.polling import wait_for
@@ -100,70 +96,3 @@ def test_after_postgresql_drops_every_connection_the_next_event_is_relayed_and_p
     processed = wait_for(lambda: WebhookEvent.objects.filter(stripe_event_id=second["id"], status="processed").first(),
                          message="relayed and processed after the connections were dropped")
     assert processed.attempts == 1 and processed.last_error == ""
-
-
-# --- Issue 20, item 8: claims are leases; the sweep takes the oldest; only real work counts ----
-
-
-def claimed_event(*, claimed_ago: timedelta, status: str = "received", attempts: int = 0) -> WebhookEvent:
-    """An event a relay claimed (and published) `claimed_ago`, still `status`: waiting in the
-    broker's queue behind a backlog, or lost with the relay that claimed it."""
-    event = stripe_event("checkout.session.expired")
-    webhook_event_store(event)
-    then = timezone.now() - claimed_ago
-    WebhookEvent.objects.filter(stripe_event_id=event["id"]).update(
-        queued_at=then, updated_at=then, received_at=then, status=status, attempts=attempts)
-    return WebhookEvent.objects.get(stripe_event_id=event["id"])
-
-
-def test_events_waiting_in_a_long_broker_queue_are_not_queued_again_every_minute(celery_session_worker):
-    with stack.suite_relays_paused():  # the backlog is in the broker: no relay here
-        waiting = [claimed_event(claimed_ago=timedelta(minutes=2)) for _ in range(3)]
-
-        assert webhook_events_sweep() == 0  # claimed two minutes ago: their messages are still queued
-
-        WebhookEvent.objects.filter(pk__in=[e.pk for e in waiting]).update(
-            queued_at=timezone.now() - CLAIM_LEASE - timedelta(seconds=1))  # the claims lapsed: lost
-        assert webhook_events_sweep() == 3
-        assert webhook_events_sweep() == 0  # queued again once, not every minute
-    for event in waiting:
-        processed = wait_for(lambda: WebhookEvent.objects.filter(pk=event.pk, status="processed").first())
-        assert processed.attempts == 1
-
-
-def test_lapsed_claims_are_taken_again_oldest_first():
-    with stack.suite_relays_paused():  # a relay of this process (an earlier test's worker) would take them
-        events = [claimed_event(claimed_ago=CLAIM_LEASE + timedelta(minutes=10 - n)) for n in range(3)]
-        fresh = claimed_event(claimed_ago=timedelta(seconds=30))
-
-        claimed = webhook_events_claim_stale(limit=2)
-
-        assert [stripe_event_id for _, stripe_event_id, _ in claimed] == [e.stripe_event_id for e in events[:2]]
-        assert fresh.stripe_event_id not in [row[1] for row in webhook_events_claim_stale(limit=10)]
-
-
-def test_a_relay_takes_again_a_claim_that_lapsed_before_it_was_published(celery_session_worker):
-    with stack.suite_relays_paused():
-        lost = claimed_event(claimed_ago=CLAIM_LEASE + timedelta(minutes=1))  # its relay died before publishing
-        assert webhook_events_relay() == 0  # not a new event...
-        assert webhook_events_relay(lapsed=True) == 1  # ...but a lapsed claim
-    processed = wait_for(lambda: WebhookEvent.objects.filter(pk=lost.pk, status="processed").first())
-    assert processed.attempts == 1
-
-
-def test_a_duplicate_message_meeting_an_event_in_progress_counts_no_attempt(celery_session_worker, settings):
-    with stack.suite_relays_paused():
-        busy = claimed_event(claimed_ago=timedelta(seconds=5), status="processing", attempts=1)
-
-        process_webhook_event.delay(busy.stripe_event_id)  # another worker has it in hand
-
-        time.sleep(1.5)
-        busy.refresh_from_db()
-        assert (busy.status, busy.attempts) == ("processing", 1)  # skipped, nothing counted
-
-        # That worker died: once a task's time is up the sweep puts the event back, and it runs.
-        died = timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 31)
-        WebhookEvent.objects.filter(pk=busy.pk).update(updated_at=died, received_at=died, queued_at=died)
-        webhook_events_sweep()
-        wait_for(lambda: WebhookEvent.objects.filter(pk=busy.pk, status="processed").exists())
-    assert WebhookEvent.objects.get(pk=busy.pk).attempts == 2

@@ -1,13 +1,6 @@
 """Demo data for `make run`: a dozen mentors, one mentee and a demo admin. Safe to run again.
 
-Demo accounts with a published password (a superuser among them): for a developer's
-machine, never production. So it seeds only the embedded SQLite database that `make run`
-uses without a DATABASE_URL; any other database (one `.env` names, a test stack's) only
-with `--force`, and with a warning.
-"""
-from pathlib import Path
-
-from django.conf import settings
+Demo accounts with a published password: for a developer's machine, never production."""
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -49,44 +42,11 @@ def mentor_email(name: str) -> str:
     return name.lower().replace(" ", ".") + "@demo.myroadmap.local"
 
 
-def database_is_embedded_default() -> bool:
-    """The SQLite file under var/ that settings use when DATABASE_URL is unset."""
-    database = settings.DATABASES["default"]
-    return (database["ENGINE"] == "django.db.backends.sqlite3"
-            and Path(database["NAME"]).resolve() == (settings.VAR_DIR / "db.sqlite3").resolve())
-
-
-def database_describe() -> str:
-    database = settings.DATABASES["default"]
-    host = f"{database.get('HOST') or 'localhost'}:{database.get('PORT') or ''}".rstrip(":")
-    return (f"the SQLite file {database['NAME']}" if database["ENGINE"].endswith("sqlite3")
-            else f"database {database['NAME']!r} on {host}")
-
-
 class Command(BaseCommand):
-    help = ("Create demo mentors, a demo mentee and a demo admin (idempotent) and print their logins. "
-            "Only in the embedded SQLite database of `make run`, unless --force.")
-
-    def add_arguments(self, parser):
-        parser.add_argument("--force", action="store_true",
-                            help="Seed whatever database DATABASE_URL names (a demo or test stack): this creates "
-                                 "a superuser with a published password there.")
-
-    def handle(self, *args, force: bool = False, **options):
-        if not database_is_embedded_default():
-            if not force:
-                self.stderr.write(
-                    f"seed_demo: not seeding {database_describe()}: demo accounts (a superuser among them) have a "
-                    f"published password, so only the embedded SQLite database of `make run` is seeded. For a demo "
-                    f"or test stack, run `manage.py seed_demo --force`.")
-                return
-            self.stderr.write(self.style.WARNING(
-                f"WARNING: seeding {database_describe()} with demo accounts whose password is published "
-                f"({ADMIN_EMAIL} is a superuser). Never do this to a database real people use."))
-        self._seed()
+    help = "Create demo mentors, a demo mentee and a demo admin (idempotent) and print their logins."
 
     @transaction.atomic
-    def _seed(self):
+    def handle(self, *args, **options):
         topics = {
             slug: Expertise.objects.get_or_create(slug=slug, defaults={"name": name})[0]
             for slug, name in EXPERTISE.items()
